@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs into a scratch root and builds examples/ against the installed
+# amulet-1.pc with nothing but pkg-config's answers, then runs the program.
+set -eu
+top_builddir=${top_builddir:-$(pwd)}
+top_srcdir=${top_srcdir:-$(pwd)}
+root="$top_builddir/tests/pkgconfig-root"
+rm -rf "$root"
+${MAKE:-make} -s -C "$top_builddir" install DESTDIR="$root" >/dev/null
+libdir=$(sed -n 's/^libdir=//p' "$top_builddir/lib/amulet-1.pc")
+prefix=$(sed -n 's/^prefix=//p' "$top_builddir/lib/amulet-1.pc")
+libdir=$(echo "$libdir" | sed "s|\${exec_prefix}|$prefix|; s|\${prefix}|$prefix|")
+pcdir="$root$libdir/pkgconfig"
+[ -f "$pcdir/amulet-1.pc" ] || { echo "FAIL: amulet-1.pc not installed in $pcdir"; exit 1; }
+# Point the installed file's prefix at the scratch root, as a relocated install
+# would; the .pc files it requires (glib's) are found as usual.
+mkdir -p "$root/pc"
+sed "s|^prefix=.*|prefix=$root$prefix|" "$pcdir/amulet-1.pc" > "$root/pc/amulet-1.pc"
+export PKG_CONFIG_PATH="$root/pc"
+cflags=$(pkg-config --cflags amulet-1)
+libs=$(pkg-config --libs amulet-1)
+case "$cflags" in *"$root"*) ;; *) echo "FAIL: amulet-1.pc cflags do not point into the install: $cflags"; exit 1;; esac
+out="$top_builddir/tests/pkgconfig-root/amu-example-info"
+${CC:-cc} -Wall -Wextra -Werror -o "$out" "$top_srcdir/examples/amu-example-info.c" $cflags $libs
+LD_LIBRARY_PATH="$root$libdir" "$out" > "$out.log"
+grep -q "^libamulet $(pkg-config --modversion amulet-1)\$" "$out.log" || { echo "FAIL: example printed:"; cat "$out.log"; exit 1; }
+# Internal symbols must not leak out of the shared library.
+if nm -D --defined-only "$root$libdir/libamulet.so" | awk '{print $3}' | grep -v '^amu_' | grep -v '^AMULET_' | grep -q .; then
+	echo "FAIL: libamulet.so exports non-amu_ symbols:"
+	nm -D --defined-only "$root$libdir/libamulet.so" | awk '{print $3}' | grep -v '^amu_' | head
+	exit 1
+fi
+echo "PASS: example built and ran through the installed amulet-1.pc"
