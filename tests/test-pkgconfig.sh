@@ -21,7 +21,7 @@ cflags=$(pkg-config --cflags amulet-1)
 libs=$(pkg-config --libs amulet-1)
 case "$cflags" in *"$root"*) ;; *) echo "FAIL: amulet-1.pc cflags do not point into the install: $cflags"; exit 1;; esac
 out="$top_builddir/tests/pkgconfig-root/amu-example-info"
-${CC:-cc} -Wall -Wextra -Werror -o "$out" "$top_srcdir/examples/amu-example-info.c" $cflags $libs
+${CC:-cc} ${SAN_CFLAGS:-} -Wall -Wextra -Werror -o "$out" "$top_srcdir/examples/amu-example-info.c" $cflags $libs
 LD_LIBRARY_PATH="$root$libdir" "$out" > "$out.log"
 grep -q "^libamulet $(pkg-config --modversion amulet-1)\$" "$out.log" || { echo "FAIL: example printed:"; cat "$out.log"; exit 1; }
 # Internal symbols must not leak out of the shared library.
