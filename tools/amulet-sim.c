@@ -1,34 +1,189 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
-#include <amulet/amulet.h>
+#include <glib-unix.h>
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-static const char *usage_text =
-	"Usage: amulet-sim --listen PATH --profile band|watch|toy --state DIR [OPTIONS]\n"
-	"\n"
-	"Runs a simulated Amulet peripheral on a UNIX socket.\n"
-	"\n"
-	"  --help                  show this help\n"
-	"  --version               print the version\n"
-	"\n"
-	"See amulet-sim(1).\n";
+#include "amu-peripheral.h"
+#include "amulet/amulet.h"
+
+/* amulet-sim: the device role from libamulet on a UNIX socket, plus the
+ * simulator's own parts: the user's answer (--confirm), link shaping and
+ * fault injection, and a man in the middle. See amulet-sim(1). */
+
+typedef struct {
+	GMainLoop *loop;
+	AmuPeripheral *peripheral;
+	char *confirm; /* yes | no | ask */
+	unsigned int pending_request;
+	GSource *stdin_source;
+	int exit_code;
+} Sim;
+
+static void
+sim_log(AmuPeripheral *peripheral, const char *line, void *user_data)
+{
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static gboolean
+stdin_cb(gint fd, GIOCondition condition, gpointer user_data)
+{
+	Sim *sim = user_data;
+	char buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+	if (n <= 0) {
+		amu_peripheral_confirm(sim->peripheral, sim->pending_request, FALSE);
+		sim->stdin_source = NULL;
+		return G_SOURCE_REMOVE;
+	}
+	buf[n] = '\0';
+	amu_peripheral_confirm(sim->peripheral, sim->pending_request, buf[0] == 'y' || buf[0] == 'Y');
+	sim->stdin_source = NULL;
+	return G_SOURCE_REMOVE;
+}
+
+static void
+sim_confirm(AmuPeripheral *peripheral, unsigned int request, int code, gboolean has_display, void *user_data)
+{
+	Sim *sim = user_data;
+
+	if (g_strcmp0(sim->confirm, "ask") == 0) {
+		printf("%s [y/N] ", has_display ? "Does the host show the same code?" : "Press the button?");
+		fflush(stdout);
+		sim->pending_request = request;
+		if (sim->stdin_source == NULL) {
+			guint id = g_unix_fd_add(STDIN_FILENO, G_IO_IN | G_IO_HUP, stdin_cb, sim);
+			sim->stdin_source = g_main_context_find_source_by_id(NULL, id);
+		}
+		return;
+	}
+	amu_peripheral_confirm(peripheral, request, g_strcmp0(sim->confirm, "yes") == 0);
+}
+
+static gboolean
+quit_cb(gpointer user_data)
+{
+	Sim *sim = user_data;
+	g_main_loop_quit(sim->loop);
+	return G_SOURCE_REMOVE;
+}
 
 int
 main(int argc, char **argv)
 {
+	g_autofree char *listen_path = NULL;
+	g_autofree char *profile = NULL;
+	g_autofree char *state_dir = NULL;
+	g_autofree char *confirm = NULL;
+	g_autofree char *policy_version = NULL;
+	g_autofree char *mitm = NULL;
+	gint mtu = AMU_LINK_MTU_DEFAULT, latency = 0;
+	gint64 link_rate = 0, drop_after = 0, lockout_base_ms = 0;
+	gboolean replay = FALSE, tamper = FALSE, pairing_mode = FALSE, version = FALSE;
+	GOptionEntry entries[] = {
+		{"listen", 0, 0, G_OPTION_ARG_FILENAME, &listen_path, "UNIX socket to listen on", "PATH"},
+		{"profile", 0, 0, G_OPTION_ARG_STRING, &profile, "band, watch or toy (default band)", "PROFILE"},
+		{"state", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "directory for the device's keys, bonds and data", "DIR"},
+		{"confirm", 0, 0, G_OPTION_ARG_STRING, &confirm, "the device user's answer: yes, no or ask (default yes)", "ANSWER"},
+		{"pairing-mode", 0, 0, G_OPTION_ARG_NONE, &pairing_mode, "the owner opened pairing (allow a new host while owned)", NULL},
+		{"policy-version", 0, 0, G_OPTION_ARG_STRING, &policy_version, "privacy policy version to disclose", "V"},
+		{"mtu", 0, 0, G_OPTION_ARG_INT, &mtu, "largest ATT MTU to offer, 23..517 (default 517)", "N"},
+		{"link-rate", 0, 0, G_OPTION_ARG_INT64, &link_rate, "shape the link to this many bits per second", "BPS"},
+		{"latency", 0, 0, G_OPTION_ARG_INT, &latency, "one-way link latency", "MS"},
+		{"lockout-base", 0, 0, G_OPTION_ARG_INT64, &lockout_base_ms, "first lockout period after 3 failures (default 30000)", "MS"},
+		{"mitm", 0, 0, G_OPTION_ARG_FILENAME, &mitm, "act as a man in the middle towards the device at UPSTREAM", "UPSTREAM"},
+		{"replay", 0, 0, G_OPTION_ARG_NONE, &replay, "hostile: replay a session record", NULL},
+		{"tamper", 0, 0, G_OPTION_ARG_NONE, &tamper, "hostile: alter a session record", NULL},
+		{"drop-after", 0, 0, G_OPTION_ARG_INT64, &drop_after, "hostile: drop the link after N datagrams", "N"},
+		{"version", 0, 0, G_OPTION_ARG_NONE, &version, "print the version", NULL},
+		{NULL},
+	};
+	g_autoptr(GOptionContext) context = g_option_context_new("- simulated Amulet peripheral");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(AmuPeripheral) peripheral = NULL;
+	AmuPeripheralProfile profile_kind = AMU_PERIPHERAL_PROFILE_BAND;
+	Sim sim = {0};
+
 	setlocale(LC_ALL, "");
-	for (int i = 1; i < argc; i++) {
-		if (g_strcmp0(argv[i], "--help") == 0) {
-			fputs(usage_text, stdout);
-			return 0;
-		}
-		if (g_strcmp0(argv[i], "--version") == 0) {
-			printf("amulet-sim %s\n", amu_version_string());
-			return 0;
-		}
+	g_option_context_add_main_entries(context, entries, NULL);
+	g_option_context_set_description(context, "See amulet-sim(1).");
+	if (!g_option_context_parse(context, &argc, &argv, &error)) {
+		fprintf(stderr, "amulet-sim: %s\nTry 'amulet-sim --help'.\n", error->message);
+		return 2;
 	}
-	fputs(usage_text, stderr);
-	return 2;
+	if (version) {
+		printf("amulet-sim %s\n", amu_version_string());
+		return 0;
+	}
+	if (listen_path == NULL || state_dir == NULL) {
+		fprintf(stderr, "amulet-sim: --listen PATH and --state DIR are required\nTry 'amulet-sim --help'.\n");
+		return 2;
+	}
+	if (profile == NULL || g_strcmp0(profile, "band") == 0)
+		profile_kind = AMU_PERIPHERAL_PROFILE_BAND;
+	else if (g_strcmp0(profile, "watch") == 0)
+		profile_kind = AMU_PERIPHERAL_PROFILE_WATCH;
+	else if (g_strcmp0(profile, "toy") == 0)
+		profile_kind = AMU_PERIPHERAL_PROFILE_TOY;
+	else {
+		fprintf(stderr, "amulet-sim: unknown --profile '%s': use band, watch or toy\n", profile);
+		return 2;
+	}
+	if (confirm != NULL && g_strcmp0(confirm, "yes") != 0 && g_strcmp0(confirm, "no") != 0 &&
+	    g_strcmp0(confirm, "ask") != 0) {
+		fprintf(stderr, "amulet-sim: --confirm takes yes, no or ask\n");
+		return 2;
+	}
+	if (mtu < 23 || mtu > 517) {
+		fprintf(stderr, "amulet-sim: --mtu %d is outside 23..517\n", mtu);
+		return 2;
+	}
+	if (link_rate < 0 || latency < 0 || drop_after < 0 || lockout_base_ms < 0) {
+		fprintf(stderr, "amulet-sim: --link-rate, --latency, --drop-after and --lockout-base take positive numbers\n");
+		return 2;
+	}
+	if (mitm != NULL) {
+		fprintf(stderr, "amulet-sim: --mitm is handled by amulet-sim-mitm in this build\n");
+		return 2;
+	}
+
+	peripheral = amu_peripheral_new(state_dir, profile_kind, &error);
+	if (peripheral == NULL) {
+		fprintf(stderr, "amulet-sim: %s\n", error->message);
+		return 1;
+	}
+	sim.peripheral = peripheral;
+	sim.confirm = confirm != NULL ? confirm : (char *)"yes";
+	sim.loop = g_main_loop_new(NULL, FALSE);
+	amu_peripheral_set_log_func(peripheral, sim_log, &sim);
+	amu_peripheral_set_confirm_func(peripheral, sim_confirm, &sim);
+	amu_peripheral_set_pairing_mode(peripheral, pairing_mode);
+	if (policy_version != NULL)
+		amu_peripheral_set_policy_version(peripheral, policy_version);
+	if (lockout_base_ms > 0)
+		amu_peripheral_set_lockout_base(peripheral, (uint64_t)lockout_base_ms);
+	amu_peripheral_set_faults(peripheral, (replay ? AMU_PERIPHERAL_FAULT_REPLAY : 0) |
+						      (tamper ? AMU_PERIPHERAL_FAULT_TAMPER : 0));
+	amu_peripheral_set_drop_after(peripheral, (uint64_t)drop_after);
+	amu_peripheral_set_shaping(peripheral, (uint64_t)link_rate, (unsigned int)latency);
+	if (!amu_peripheral_listen(peripheral, listen_path, (uint16_t)mtu, &error)) {
+		fprintf(stderr, "amulet-sim: %s\n", error->message);
+		return 1;
+	}
+	g_unix_signal_add(SIGINT, quit_cb, &sim);
+	g_unix_signal_add(SIGTERM, quit_cb, &sim);
+	printf("amulet-sim: %s %s listening on %s (device id %s, %u bond%s)\n", profile != NULL ? profile : "band",
+	       amu_version_string(), listen_path, amu_peripheral_get_device_id(peripheral),
+	       amu_peripheral_get_n_bonds(peripheral), amu_peripheral_get_n_bonds(peripheral) == 1 ? "" : "s");
+	fflush(stdout);
+	g_main_loop_run(sim.loop);
+	g_main_loop_unref(sim.loop);
+	return sim.exit_code;
 }

@@ -6,5 +6,11 @@
 #include <amulet/amu-export.h>
 #include <amulet/amu-version.h>
 #include <amulet/amu-error.h>
+#include <amulet/amu-types.h>
+#include <amulet/amu-disclosure.h>
+#include <amulet/amu-pairing-request.h>
+#include <amulet/amu-device.h>
+#include <amulet/amu-session.h>
+#include <amulet/amu-context.h>
 
 #undef __AMULET_H_INSIDE__

@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "amu-private.h"
+
+/**
+ * AmuContext:
+ *
+ * The host's side of Amulet: its data directory (encrypted store, master key
+ * file), its identity keys and its bonded devices.
+ */
+struct _AmuContext {
+	GObject parent_instance;
+	char *data_dir;
+	char *host_name;
+	AmuStore *store;
+	uint8_t *identity; /* sodium_malloc'd: X25519 secret, Ed25519 seed */
+	guint confirm_timeout_s;
+};
+
+G_DEFINE_TYPE(AmuContext, amu_context, G_TYPE_OBJECT)
+
+#define KIND_IDENTITY "identity"
+#define KIND_BOND "bond"
+#define KIND_PAIR_FAILURES "pair-failures"
+#define IDENTITY_BYTES 64
+#define HOST_LOCKOUT_THRESHOLD 3
+#define HOST_LOCKOUT_BASE_MS 30000
+
+static void
+amu_context_finalize(GObject *object)
+{
+	AmuContext *self = AMU_CONTEXT(object);
+
+	sodium_free(self->identity);
+	amu_store_unref(self->store);
+	g_free(self->data_dir);
+	g_free(self->host_name);
+	G_OBJECT_CLASS(amu_context_parent_class)->finalize(object);
+}
+
+static void
+amu_context_class_init(AmuContextClass *klass)
+{
+	G_OBJECT_CLASS(klass)->finalize = amu_context_finalize;
+}
+
+static void
+amu_context_init(AmuContext *self)
+{
+	self->confirm_timeout_s = 120;
+}
+
+static gboolean
+load_identity(AmuContext *self, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GBytes) blob = amu_store_get(self->store, KIND_IDENTITY, "host", &error_local);
+
+	if (blob == NULL) {
+		if (!g_error_matches(error_local, AMU_ERROR, AMU_ERROR_NOT_FOUND)) {
+			g_propagate_error(error, g_steal_pointer(&error_local));
+			return FALSE;
+		}
+		randombytes_buf(self->identity, IDENTITY_BYTES);
+		return amu_store_put(self->store, KIND_IDENTITY, "host", self->identity, IDENTITY_BYTES, error);
+	}
+	if (g_bytes_get_size(blob) != IDENTITY_BYTES) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "the host identity record is malformed");
+		return FALSE;
+	}
+	memcpy(self->identity, g_bytes_get_data(blob, NULL), IDENTITY_BYTES);
+	return TRUE;
+}
+
+/**
+ * amu_context_new:
+ * @data_dir: (nullable): where keys, bonds and data live; %NULL for
+ *   `$XDG_DATA_HOME/amulet`
+ *
+ * Opens (creating on first use) the host's encrypted store. The master key
+ * is the file `master.key` (mode 0600) in @data_dir.
+ *
+ * Returns: (transfer full): a new #AmuContext, or %NULL with @error set
+ * Since: 0.1
+ */
+AmuContext *
+amu_context_new(const char *data_dir, GError **error)
+{
+	g_autoptr(AmuContext) self = NULL;
+
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+	if (sodium_init() < 0) {
+		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_FAILED, "libsodium failed to initialise");
+		return NULL;
+	}
+	self = g_object_new(AMU_TYPE_CONTEXT, NULL);
+	self->data_dir = data_dir != NULL ? g_strdup(data_dir) : g_build_filename(g_get_user_data_dir(), "amulet", NULL);
+	self->host_name = g_strdup(g_get_host_name());
+	self->identity = sodium_malloc(IDENTITY_BYTES);
+	self->store = amu_store_open(self->data_dir, "amulet.db", error);
+	if (self->store == NULL)
+		return NULL;
+	if (!load_identity(self, error))
+		return NULL;
+	return g_steal_pointer(&self);
+}
+
+const char *
+amu_context_get_data_dir(AmuContext *self)
+{
+	g_return_val_if_fail(AMU_IS_CONTEXT(self), NULL);
+	return self->data_dir;
+}
+
+/**
+ * amu_context_set_host_name:
+ *
+ * Sets the name this host gives devices when pairing (default: the machine's host name).
+ *
+ * Since: 0.1
+ */
+void
+amu_context_set_host_name(AmuContext *self, const char *host_name)
+{
+	g_return_if_fail(AMU_IS_CONTEXT(self));
+	g_free(self->host_name);
+	self->host_name = g_strdup(host_name);
+}
+
+/**
+ * amu_context_set_confirm_timeout:
+ *
+ * How long a pairing waits for the user's answer (default 120 s).
+ *
+ * Since: 0.1
+ */
+void
+amu_context_set_confirm_timeout(AmuContext *self, guint seconds)
+{
+	g_return_if_fail(AMU_IS_CONTEXT(self));
+	self->confirm_timeout_s = seconds;
+}
+
+/**
+ * amu_context_get_fingerprint:
+ * Returns: (transfer full): the fingerprint of this host's static key
+ * Since: 0.1
+ */
+char *
+amu_context_get_fingerprint(AmuContext *self)
+{
+	uint8_t public_key[AMU_CHANNEL_KEYBYTES];
+
+	g_return_val_if_fail(AMU_IS_CONTEXT(self), NULL);
+	crypto_scalarmult_base(public_key, self->identity);
+	return amu_fingerprint_from_key(public_key);
+}
+
+AmuStore *
+amu_context_get_store(AmuContext *self)
+{
+	return self->store;
+}
+
+const uint8_t *
+amu_context_get_static_secret(AmuContext *self)
+{
+	return self->identity;
+}
+
+const char *
+amu_context_get_host_name(AmuContext *self)
+{
+	return self->host_name;
+}
+
+AmuLink *
+amu_context_open_link(AmuContext *self, const char *address, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	AmuLink *link;
+
+	if (g_str_has_prefix(address, "sim:")) {
+		link = amu_link_socket_connect(address + 4, AMU_LINK_MTU_DEFAULT, &error_local);
+		if (link == NULL) {
+			g_set_error(error, AMU_ERROR, AMU_ERROR_IO, "%s", error_local->message);
+			return NULL;
+		}
+		return link;
+	}
+	if (g_str_has_prefix(address, "bluez:")) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
+			    "address %s: the BlueZ link is not available in this build", address);
+		return NULL;
+	}
+	g_set_error(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
+		    "unknown address '%s': use sim:PATH for a simulated device", address);
+	return NULL;
+}
+
+/**
+ * amu_context_get_devices:
+ * Returns: (transfer container) (element-type AmuDevice): the bonded devices, by name
+ * Since: 0.1
+ */
+GPtrArray *
+amu_context_get_devices(AmuContext *self, GError **error)
+{
+	g_autoptr(GPtrArray) ids = NULL;
+	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func(g_object_unref);
+
+	g_return_val_if_fail(AMU_IS_CONTEXT(self), NULL);
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+	ids = amu_store_list_ids(self->store, KIND_BOND, error);
+	if (ids == NULL)
+		return NULL;
+	for (guint i = 0; i < ids->len; i++) {
+		g_autoptr(GBytes) record = amu_store_get(self->store, KIND_BOND, g_ptr_array_index(ids, i), error);
+		AmuDevice *device;
+		if (record == NULL)
+			return NULL;
+		device = amu_device_new_from_record(self, record, error);
+		if (device == NULL)
+			return NULL;
+		g_ptr_array_add(devices, device);
+	}
+	return g_steal_pointer(&devices);
+}
+
+/**
+ * amu_context_find_device:
+ * @name_or_id: a device's name or id
+ * Returns: (transfer full): the device, or %NULL with %AMU_ERROR_NOT_FOUND
+ * Since: 0.1
+ */
+AmuDevice *
+amu_context_find_device(AmuContext *self, const char *name_or_id, GError **error)
+{
+	g_autoptr(GPtrArray) devices = amu_context_get_devices(self, error);
+
+	if (devices == NULL)
+		return NULL;
+	for (guint i = 0; i < devices->len; i++) {
+		AmuDevice *device = g_ptr_array_index(devices, i);
+		if (g_strcmp0(amu_device_get_name(device), name_or_id) == 0 ||
+		    g_strcmp0(amu_device_get_id(device), name_or_id) == 0)
+			return g_object_ref(device);
+	}
+	g_set_error(error, AMU_ERROR, AMU_ERROR_NOT_FOUND,
+		    "no paired device is called '%s': 'amulet devices' lists them", name_or_id);
+	return NULL;
+}
+
+gboolean
+amu_context_save_device(AmuContext *self, AmuDevice *device, GError **error)
+{
+	g_autoptr(GBytes) record = amu_device_to_record(device);
+
+	return amu_store_put(self->store, KIND_BOND, amu_device_get_id(device), g_bytes_get_data(record, NULL),
+			     g_bytes_get_size(record), error);
+}
+
+/**
+ * amu_context_remove_device:
+ *
+ * Forgets a device's bond on this host. The device keeps its bond with this
+ * host until it is reset or wiped.
+ *
+ * Since: 0.1
+ */
+gboolean
+amu_context_remove_device(AmuContext *self, AmuDevice *device, GError **error)
+{
+	g_return_val_if_fail(AMU_IS_CONTEXT(self), FALSE);
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+	return amu_store_delete(self->store, KIND_BOND, amu_device_get_id(device), error);
+}
+
+/* ---------------------------------------------------------------- host-side rate limit */
+
+static uint64_t
+host_lockout_remaining(AmuContext *self, const char *address, uint32_t *failures_out)
+{
+	g_autoptr(GBytes) blob = amu_store_get(self->store, KIND_PAIR_FAILURES, address, NULL);
+	uint32_t failures = 0;
+	int64_t last_ms = 0, now_ms = g_get_real_time() / 1000;
+	uint64_t backoff;
+
+	if (blob != NULL && g_bytes_get_size(blob) == 12) {
+		memcpy(&failures, g_bytes_get_data(blob, NULL), 4);
+		memcpy(&last_ms, (const uint8_t *)g_bytes_get_data(blob, NULL) + 4, 8);
+	}
+	if (failures_out != NULL)
+		*failures_out = failures;
+	if (failures < HOST_LOCKOUT_THRESHOLD)
+		return 0;
+	backoff = (uint64_t)HOST_LOCKOUT_BASE_MS << MIN(failures - HOST_LOCKOUT_THRESHOLD, 20u);
+	backoff = MIN(backoff, 24 * 3600 * 1000ULL);
+	return now_ms >= last_ms + (int64_t)backoff ? 0 : (uint64_t)(last_ms + (int64_t)backoff - now_ms);
+}
+
+static void
+host_record_failure(AmuContext *self, const char *address)
+{
+	uint32_t failures = 0;
+	int64_t now_ms = g_get_real_time() / 1000;
+	uint8_t data[12];
+
+	host_lockout_remaining(self, address, &failures);
+	failures++;
+	memcpy(data, &failures, 4);
+	memcpy(data + 4, &now_ms, 8);
+	amu_store_put(self->store, KIND_PAIR_FAILURES, address, data, sizeof(data), NULL);
+}
+
+/* ---------------------------------------------------------------- pairing */
+
+typedef struct {
+	AmuContext *context;
+	char *address;
+	char *name;
+	AmuConfirmFunc confirm_func;
+	gpointer confirm_data;
+	AmuConnection *connection;
+	AmuChannel *channel;
+	AmuPairingRequest *request;
+	AmuDevice *device;
+	GSource *timeout;
+	GCancellable *cancellable;
+	gulong cancelled_id;
+	gboolean reached_code;
+} PairData;
+
+static void
+pair_data_free(PairData *data)
+{
+	if (data->cancelled_id != 0)
+		g_cancellable_disconnect(data->cancellable, data->cancelled_id);
+	g_clear_object(&data->cancellable);
+	if (data->timeout != NULL) {
+		g_source_destroy(data->timeout);
+		g_source_unref(data->timeout);
+	}
+	if (data->request != NULL) {
+		amu_pairing_request_invalidate(data->request);
+		g_object_unref(data->request);
+	}
+	if (data->channel != NULL)
+		amu_channel_set_event_func(data->channel, NULL, NULL);
+	if (data->connection != NULL)
+		amu_connection_close(data->connection);
+	g_clear_pointer(&data->connection, amu_connection_unref);
+	g_clear_pointer(&data->channel, amu_channel_unref);
+	g_clear_object(&data->device);
+	g_clear_object(&data->context);
+	g_free(data->address);
+	g_free(data->name);
+	g_free(data);
+}
+
+static gboolean
+pair_timeout_cb(gpointer user_data)
+{
+	PairData *data = user_data;
+	g_autoptr(GError) error = g_error_new(AMU_ERROR, AMU_ERROR_TIMED_OUT,
+					      "nobody confirmed the code within %u s", data->context->confirm_timeout_s);
+
+	amu_channel_abort(data->channel, error);
+	return G_SOURCE_REMOVE;
+}
+
+static char *
+pair_default_name(AmuContext *self, const Amulet__V1__DeviceHello *hello)
+{
+	g_autofree char *id = g_malloc(hello->device_id.len * 2 + 1);
+
+	sodium_bin2hex(id, hello->device_id.len * 2 + 1, hello->device_id.data, hello->device_id.len);
+	return g_strdup_printf("%s-%.4s", amu_profile_to_string(hello->profile), id);
+}
+
+static void
+pair_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_data)
+{
+	GTask *task = user_data;
+	PairData *data = g_task_get_task_data(task);
+	AmuContext *self = data->context;
+	g_autoptr(GError) error = NULL;
+
+	switch (event->type) {
+	case AMU_CHANNEL_EVENT_CODE:
+		data->reached_code = TRUE;
+		data->request = amu_pairing_request_new(channel);
+		data->timeout = g_timeout_source_new_seconds(self->confirm_timeout_s);
+		g_source_set_callback(data->timeout, pair_timeout_cb, data, NULL);
+		g_source_attach(data->timeout, g_main_context_get_thread_default());
+		if (data->confirm_func != NULL)
+			data->confirm_func(data->request, data->confirm_data);
+		else
+			amu_pairing_request_reply(data->request, FALSE, FALSE);
+		return;
+	case AMU_CHANNEL_EVENT_PAIRED: {
+		g_autofree char *name = data->name != NULL
+						? g_strdup(data->name)
+						: pair_default_name(self, amu_channel_get_device_hello(channel));
+		data->device = amu_device_new(self, name, data->address, channel);
+		if (!amu_context_save_device(self, data->device, &error)) {
+			g_prefix_error(&error, "storing the bond: ");
+			amu_channel_abort(channel, error);
+			return;
+		}
+		amu_store_delete(self->store, KIND_PAIR_FAILURES, data->address, NULL);
+		return;
+	}
+	case AMU_CHANNEL_EVENT_OPEN:
+		amu_channel_set_event_func(channel, NULL, NULL);
+		g_task_return_pointer(task, g_object_ref(data->device), g_object_unref);
+		g_object_unref(task);
+		return;
+	case AMU_CHANNEL_EVENT_FAILED:
+		amu_channel_set_event_func(channel, NULL, NULL);
+		if (data->reached_code)
+			host_record_failure(self, data->address);
+		g_task_return_error(task, g_error_copy(event->error));
+		g_object_unref(task);
+		return;
+	case AMU_CHANNEL_EVENT_PAIRING_ATTEMPT:
+	case AMU_CHANNEL_EVENT_MESSAGE:
+		return;
+	}
+}
+
+static void
+pair_cancelled_cb(GCancellable *cancellable, gpointer user_data)
+{
+	PairData *data = user_data;
+	g_autoptr(GError) error = g_error_new_literal(AMU_ERROR, AMU_ERROR_CANCELLED, "pairing was cancelled");
+
+	amu_channel_abort(data->channel, error);
+}
+
+/**
+ * amu_context_pair_async:
+ * @address: where the device is, e.g. "sim:/tmp/band.sock"
+ * @name: (nullable): the owner's name for it; %NULL picks "PROFILE-XXXX"
+ * @confirm_func: (scope notified): asks the user to compare the codes
+ * @cancellable: (nullable): a #GCancellable
+ *
+ * Pairs with a device in pairing mode: Noise XX, then the committed
+ * six-digit code, which both users must confirm, and the device's
+ * disclosure, which the owner must accept. Stores the bond.
+ *
+ * Since: 0.1
+ */
+void
+amu_context_pair_async(AmuContext *self, const char *address, const char *name, AmuConfirmFunc confirm_func,
+		       gpointer confirm_data, GCancellable *cancellable, GAsyncReadyCallback callback,
+		       gpointer user_data)
+{
+	GTask *task = g_task_new(self, cancellable, callback, user_data);
+	PairData *data = g_new0(PairData, 1);
+	Amulet__V1__HostHello hello = AMULET__V1__HOST_HELLO__INIT;
+	g_autoptr(AmuLink) link = NULL;
+	g_autoptr(AmuDevice) existing = NULL;
+	GError *error = NULL;
+	uint64_t locked_ms;
+	uint32_t failures = 0;
+
+	g_task_set_source_tag(task, amu_context_pair_async);
+	g_task_set_task_data(task, data, (GDestroyNotify)pair_data_free);
+	data->context = g_object_ref(self);
+	data->address = g_strdup(address);
+	data->name = g_strdup(name);
+	data->confirm_func = confirm_func;
+	data->confirm_data = confirm_data;
+	if (name != NULL && (existing = amu_context_find_device(self, name, NULL)) != NULL) {
+		g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_EXISTS,
+					"a device called '%s' is already paired: choose another --name", name);
+		g_object_unref(task);
+		return;
+	}
+	locked_ms = host_lockout_remaining(self, address, &failures);
+	if (locked_ms > 0) {
+		g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_LOCKED_OUT,
+					"%u pairings with %s failed: this host waits %" G_GUINT64_FORMAT
+					" s before trying again",
+					failures, address, (locked_ms + 999) / 1000);
+		g_object_unref(task);
+		return;
+	}
+	link = amu_context_open_link(self, address, &error);
+	if (link == NULL) {
+		g_task_return_error(task, error);
+		g_object_unref(task);
+		return;
+	}
+	data->channel = amu_channel_new(AMU_CHANNEL_ROLE_HOST, NULL, NULL);
+	amu_channel_set_local_static(data->channel, self->identity);
+	hello.protocol_version = AMU_CHANNEL_PROTOCOL_VERSION;
+	hello.host_name = self->host_name;
+	amu_channel_set_host_hello(data->channel, &hello);
+	data->connection = amu_connection_new(link, data->channel, AMU_FRAMER_ROLE_CENTRAL);
+	amu_channel_set_event_func(data->channel, pair_event_cb, task);
+	if (cancellable != NULL) {
+		data->cancellable = g_object_ref(cancellable);
+		data->cancelled_id = g_cancellable_connect(cancellable, G_CALLBACK(pair_cancelled_cb), data, NULL);
+	}
+	if (!amu_connection_start(data->connection, &error)) {
+		amu_channel_abort(data->channel, error);
+		g_clear_error(&error);
+		return;
+	}
+	amu_channel_start(data->channel, AMU_CHANNEL_MODE_PAIR, NULL, NULL);
+}
+
+/**
+ * amu_context_pair_finish:
+ * Returns: (transfer full): the newly bonded #AmuDevice, or %NULL with @error set
+ * Since: 0.1
+ */
+AmuDevice *
+amu_context_pair_finish(AmuContext *self, GAsyncResult *result, GError **error)
+{
+	g_return_val_if_fail(g_task_is_valid(result, self), NULL);
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+	return g_task_propagate_pointer(G_TASK(result), error);
+}
+
+static void
+sync_ready_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	GAsyncResult **out = user_data;
+	*out = g_object_ref(result);
+}
+
+/**
+ * amu_context_pair:
+ *
+ * The synchronous form of amu_context_pair_async(): runs a private main
+ * context until pairing ends. @confirm_func is called from it.
+ *
+ * Returns: (transfer full): the bonded #AmuDevice, or %NULL with @error set
+ * Since: 0.1
+ */
+AmuDevice *
+amu_context_pair(AmuContext *self, const char *address, const char *name, AmuConfirmFunc confirm_func,
+		 gpointer confirm_data, GCancellable *cancellable, GError **error)
+{
+	g_autoptr(GMainContext) context = g_main_context_new();
+	g_autoptr(GAsyncResult) result = NULL;
+	AmuDevice *device;
+
+	g_main_context_push_thread_default(context);
+	amu_context_pair_async(self, address, name, confirm_func, confirm_data, cancellable, sync_ready_cb, &result);
+	while (result == NULL)
+		g_main_context_iteration(context, TRUE);
+	device = amu_context_pair_finish(self, result, error);
+	g_clear_object(&result);
+	/* let the link's sources go before the context does */
+	while (g_main_context_pending(context))
+		g_main_context_iteration(context, FALSE);
+	g_main_context_pop_thread_default(context);
+	return device;
+}

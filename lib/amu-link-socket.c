@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "amu-link.h"
+
+/* A UNIX SOCK_SEQPACKET link: record boundaries are kept, so one send() is one
+ * datagram, as one ATT write or notification is on a radio. Sends are queued
+ * and flushed when the socket is writable, optionally at a shaped rate. */
+typedef struct {
+	AmuLink parent;
+	int fd;
+	GSource *in_source;
+	GSource *out_source;
+	GSource *timer_source;
+	GQueue queue; /* of QueuedDatagram */
+	gint64 next_free_us; /* shaping: when the simulated radio is free again */
+	uint8_t *rx_buf;
+} AmuLinkSocket;
+
+typedef struct {
+	gint64 release_us;
+	size_t len;
+	uint8_t data[];
+} QueuedDatagram;
+
+static void socket_flush(AmuLinkSocket *self);
+
+static void
+socket_fail(AmuLinkSocket *self, int errsv, const char *what)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (errsv == 0 || errsv == ECONNRESET || errsv == EPIPE) {
+		amu_link_emit_closed(&self->parent, NULL);
+		return;
+	}
+	error = g_error_new(G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: %s", what,
+			    self->parent.description, g_strerror(errsv));
+	amu_link_emit_closed(&self->parent, error);
+}
+
+static gboolean
+socket_in_cb(int fd, GIOCondition condition, gpointer user_data)
+{
+	AmuLinkSocket *self = user_data;
+	AmuLink *link = &self->parent;
+
+	amu_link_ref(link);
+	/* drain what is there, bounded so one busy peer cannot starve the loop */
+	for (int i = 0; i < 64 && !link->closed; i++) {
+		ssize_t n = recv(fd, self->rx_buf, AMU_LINK_MTU_DEFAULT + 1, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			socket_fail(self, errno, "reading from");
+			break;
+		}
+		if (n == 0) {
+			/* SOCK_SEQPACKET: a zero-length read is the peer's close */
+			socket_fail(self, 0, "reading from");
+			break;
+		}
+		amu_link_emit_rx(link, self->rx_buf, (size_t)n);
+	}
+	amu_link_unref(link);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+socket_out_cb(int fd, GIOCondition condition, gpointer user_data)
+{
+	AmuLinkSocket *self = user_data;
+
+	g_source_destroy(self->out_source);
+	g_source_unref(self->out_source);
+	self->out_source = NULL;
+	socket_flush(self);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+socket_timer_cb(gpointer user_data)
+{
+	AmuLinkSocket *self = user_data;
+
+	g_source_unref(self->timer_source);
+	self->timer_source = NULL;
+	socket_flush(self);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+socket_flush(AmuLinkSocket *self)
+{
+	gint64 now = self->parent.rate_bps > 0 || self->parent.latency_ms > 0 ? g_get_monotonic_time() : 0;
+
+	while (!g_queue_is_empty(&self->queue) && !self->parent.closed) {
+		QueuedDatagram *datagram = g_queue_peek_head(&self->queue);
+		ssize_t n;
+
+		if (datagram->release_us > now) {
+			if (self->timer_source == NULL) {
+				guint ms = (guint)((datagram->release_us - now + 999) / 1000);
+				self->timer_source = g_timeout_source_new(ms);
+				g_source_set_callback(self->timer_source, socket_timer_cb, self, NULL);
+				g_source_attach(self->timer_source, g_main_context_get_thread_default());
+			}
+			return;
+		}
+		n = send(self->fd, datagram->data, datagram->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == ENOBUFS) {
+				if (self->out_source == NULL) {
+					self->out_source = g_unix_fd_source_new(self->fd, G_IO_OUT);
+					g_source_set_callback(self->out_source, G_SOURCE_FUNC(socket_out_cb), self,
+							      NULL);
+					g_source_attach(self->out_source, g_main_context_get_thread_default());
+				}
+				return;
+			}
+			socket_fail(self, errno, "writing to");
+			return;
+		}
+		g_queue_pop_head(&self->queue);
+		g_free(datagram);
+	}
+}
+
+static gboolean
+socket_send(AmuLink *link, const uint8_t *buf, size_t len, GError **error)
+{
+	AmuLinkSocket *self = (AmuLinkSocket *)link;
+	QueuedDatagram *datagram;
+
+	/* fast path: nothing queued, no shaping */
+	if (g_queue_is_empty(&self->queue) && link->rate_bps == 0 && link->latency_ms == 0) {
+		ssize_t n = send(self->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n == (ssize_t)len)
+			return TRUE;
+		if (n < 0 && errno != EAGAIN && errno != ENOBUFS) {
+			g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "writing to %s: %s",
+				    link->description, g_strerror(errno));
+			return FALSE;
+		}
+	}
+	datagram = g_malloc(sizeof(*datagram) + len);
+	datagram->len = len;
+	memcpy(datagram->data, buf, len);
+	datagram->release_us = 0;
+	if (link->rate_bps > 0 || link->latency_ms > 0) {
+		gint64 now = g_get_monotonic_time();
+		/* ATT + L2CAP + LL headers cost about 3 + 4 + 10 bytes a datagram */
+		gint64 airtime = link->rate_bps > 0 ? (gint64)((len + 17) * 8 * G_USEC_PER_SEC / link->rate_bps) : 0;
+		gint64 start = MAX(now, self->next_free_us);
+		self->next_free_us = start + airtime;
+		datagram->release_us = self->next_free_us + (gint64)link->latency_ms * 1000;
+	}
+	g_queue_push_tail(&self->queue, datagram);
+	socket_flush(self);
+	return TRUE;
+}
+
+static void
+socket_close(AmuLink *link)
+{
+	AmuLinkSocket *self = (AmuLinkSocket *)link;
+
+	if (self->in_source != NULL) {
+		g_source_destroy(self->in_source);
+		g_clear_pointer(&self->in_source, g_source_unref);
+	}
+	if (self->out_source != NULL) {
+		g_source_destroy(self->out_source);
+		g_clear_pointer(&self->out_source, g_source_unref);
+	}
+	if (self->timer_source != NULL) {
+		g_source_destroy(self->timer_source);
+		g_clear_pointer(&self->timer_source, g_source_unref);
+	}
+	if (self->fd >= 0) {
+		shutdown(self->fd, SHUT_RDWR);
+		close(self->fd);
+		self->fd = -1;
+	}
+	g_queue_clear_full(&self->queue, g_free);
+}
+
+static void
+socket_finalize(AmuLink *link)
+{
+	AmuLinkSocket *self = (AmuLinkSocket *)link;
+
+	g_free(self->rx_buf);
+	g_free(self);
+}
+
+static const AmuLinkOps socket_ops = {
+	.name = "socket",
+	.send = socket_send,
+	.close = socket_close,
+	.finalize = socket_finalize,
+};
+
+AmuLink *
+amu_link_socket_new_from_fd(int fd, uint16_t att_mtu, const char *description)
+{
+	AmuLinkSocket *self = g_new0(AmuLinkSocket, 1);
+
+	amu_link_init(&self->parent, &socket_ops, att_mtu, description);
+	self->fd = fd;
+	self->rx_buf = g_malloc(AMU_LINK_MTU_DEFAULT + 1);
+	g_queue_init(&self->queue);
+	g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+	self->in_source = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+	g_source_set_callback(self->in_source, G_SOURCE_FUNC(socket_in_cb), self, NULL);
+	g_source_attach(self->in_source, g_main_context_get_thread_default());
+	return &self->parent;
+}
+
+void
+amu_link_socket_set_shaping(AmuLink *link, uint64_t rate_bps, unsigned int latency_ms)
+{
+	link->rate_bps = rate_bps;
+	link->latency_ms = latency_ms;
+}
+
+static gboolean
+socket_address(const char *path, struct sockaddr_un *addr, GError **error)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(addr->sun_path)) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "socket path %s is longer than %zu bytes: use a shorter path", path,
+			    sizeof(addr->sun_path) - 1);
+		return FALSE;
+	}
+	strcpy(addr->sun_path, path);
+	return TRUE;
+}
+
+AmuLink *
+amu_link_socket_connect(const char *path, uint16_t att_mtu, GError **error)
+{
+	struct sockaddr_un addr;
+	int fd;
+
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+	if (!socket_address(path, &addr, error))
+		return NULL;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "socket: %s",
+			    g_strerror(errno));
+		return NULL;
+	}
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int errsv = errno;
+		close(fd);
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+			    "cannot reach the device at %s: %s%s", path, g_strerror(errsv),
+			    errsv == ENOENT || errsv == ECONNREFUSED ? " (is amulet-sim running there?)" : "");
+		return NULL;
+	}
+	return amu_link_socket_new_from_fd(fd, att_mtu, path);
+}
+
+struct AmuLinkListener {
+	int fd;
+	char *path;
+	uint16_t att_mtu;
+	GSource *source;
+	AmuLinkAcceptFunc func;
+	void *user_data;
+};
+
+static gboolean
+listener_cb(int fd, GIOCondition condition, gpointer user_data)
+{
+	AmuLinkListener *listener = user_data;
+	int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (client < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			g_warning("accepting on %s: %s", listener->path, g_strerror(errno));
+		return G_SOURCE_CONTINUE;
+	}
+	listener->func(listener, amu_link_socket_new_from_fd(client, listener->att_mtu, listener->path),
+		       listener->user_data);
+	return G_SOURCE_CONTINUE;
+}
+
+AmuLinkListener *
+amu_link_listener_new(const char *path, uint16_t att_mtu, AmuLinkAcceptFunc func, void *user_data,
+		      GError **error)
+{
+	struct sockaddr_un addr;
+	AmuLinkListener *listener;
+	int fd;
+
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+	if (!socket_address(path, &addr, error))
+		return NULL;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "socket: %s",
+			    g_strerror(errno));
+		return NULL;
+	}
+	/* a stale socket file from a killed simulator would make bind fail */
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0) {
+		int errsv = errno;
+		close(fd);
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "cannot listen on %s: %s",
+			    path, g_strerror(errsv));
+		return NULL;
+	}
+	listener = g_new0(AmuLinkListener, 1);
+	listener->fd = fd;
+	listener->path = g_strdup(path);
+	listener->att_mtu = att_mtu;
+	listener->func = func;
+	listener->user_data = user_data;
+	listener->source = g_unix_fd_source_new(fd, G_IO_IN);
+	g_source_set_callback(listener->source, G_SOURCE_FUNC(listener_cb), listener, NULL);
+	g_source_attach(listener->source, g_main_context_get_thread_default());
+	return listener;
+}
+
+void
+amu_link_listener_free(AmuLinkListener *listener)
+{
+	if (listener == NULL)
+		return;
+	g_source_destroy(listener->source);
+	g_source_unref(listener->source);
+	close(listener->fd);
+	unlink(listener->path);
+	g_free(listener->path);
+	g_free(listener);
+}

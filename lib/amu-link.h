@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+/* A link moves datagrams: one datagram is one ATT write or notification on
+ * BLE, one SOCK_SEQPACKET record on the simulator socket. Implementations fill
+ * in AmuLinkOps and call amu_link_emit_rx()/amu_link_emit_closed(). */
+typedef struct AmuLink AmuLink;
+
+typedef struct {
+	const char *name;
+	/* queue one datagram; FALSE with an error if the link is gone */
+	gboolean (*send)(AmuLink *link, const uint8_t *buf, size_t len, GError **error);
+	/* stop I/O; no callback after this returns */
+	void (*close)(AmuLink *link);
+	void (*finalize)(AmuLink *link);
+} AmuLinkOps;
+
+typedef void (*AmuLinkRxFunc)(AmuLink *link, const uint8_t *buf, size_t len, void *user_data);
+/* error is NULL for an orderly close by the peer */
+typedef void (*AmuLinkClosedFunc)(AmuLink *link, const GError *error, void *user_data);
+
+struct AmuLink {
+	const AmuLinkOps *ops;
+	int ref_count;
+	uint16_t att_mtu;
+	gboolean closed;
+	char *description;
+	AmuLinkRxFunc rx_func;
+	AmuLinkClosedFunc closed_func;
+	void *user_data;
+	/* link shaping (simulator): bits per second, 0 = unshaped; one-way latency */
+	uint64_t rate_bps;
+	unsigned int latency_ms;
+	/* fault injection (simulator): close after this many sent datagrams, 0 = never */
+	uint64_t drop_after;
+	uint64_t n_sent;
+	uint64_t n_bytes_sent;
+};
+
+#define AMU_LINK_MTU_DEFAULT 517
+
+void amu_link_init(AmuLink *link, const AmuLinkOps *ops, uint16_t att_mtu, const char *description);
+AmuLink *amu_link_ref(AmuLink *link);
+void amu_link_unref(AmuLink *link);
+void amu_link_set_handlers(AmuLink *link, AmuLinkRxFunc rx_func, AmuLinkClosedFunc closed_func,
+			   void *user_data);
+gboolean amu_link_send(AmuLink *link, const uint8_t *buf, size_t len, GError **error);
+void amu_link_close(AmuLink *link);
+uint16_t amu_link_get_att_mtu(const AmuLink *link);
+const char *amu_link_get_description(const AmuLink *link);
+void amu_link_emit_rx(AmuLink *link, const uint8_t *buf, size_t len);
+void amu_link_emit_closed(AmuLink *link, const GError *error);
+
+/* UNIX SOCK_SEQPACKET link, for the simulator */
+AmuLink *amu_link_socket_new_from_fd(int fd, uint16_t att_mtu, const char *description);
+AmuLink *amu_link_socket_connect(const char *path, uint16_t att_mtu, GError **error);
+void amu_link_socket_set_shaping(AmuLink *link, uint64_t rate_bps, unsigned int latency_ms);
+
+/* listening side: calls func with each accepted link (transfer full) */
+typedef struct AmuLinkListener AmuLinkListener;
+typedef void (*AmuLinkAcceptFunc)(AmuLinkListener *listener, AmuLink *link, void *user_data);
+AmuLinkListener *amu_link_listener_new(const char *path, uint16_t att_mtu, AmuLinkAcceptFunc func,
+				       void *user_data, GError **error);
+void amu_link_listener_free(AmuLinkListener *listener);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuLink, amu_link_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuLinkListener, amu_link_listener_free)
+
+G_END_DECLS

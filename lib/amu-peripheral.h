@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "amu-connection.h"
+#include "amu-link.h"
+#include "amu-store.h"
+
+G_BEGIN_DECLS
+
+/* The device role of the protocol: identity, bonds, lockout, disclosure and
+ * the answers to session messages. amulet-sim is a thin program around it;
+ * the host side never depends on it. */
+typedef struct AmuPeripheral AmuPeripheral;
+
+typedef enum {
+	AMU_PERIPHERAL_PROFILE_BAND,
+	AMU_PERIPHERAL_PROFILE_WATCH,
+	AMU_PERIPHERAL_PROFILE_TOY,
+} AmuPeripheralProfile;
+
+typedef enum {
+	AMU_PERIPHERAL_FAULT_NONE = 0,
+	AMU_PERIPHERAL_FAULT_REPLAY = 1 << 0, /* resend an earlier session record */
+	AMU_PERIPHERAL_FAULT_TAMPER = 1 << 1, /* flip a bit in a session record */
+} AmuPeripheralFaults;
+
+#define AMU_PERIPHERAL_LOCKOUT_THRESHOLD 3
+#define AMU_PERIPHERAL_LOCKOUT_BASE_MS 30000
+#define AMU_PERIPHERAL_LOCKOUT_MAX_MS (24 * 3600 * 1000ULL)
+
+/* the device's user is asked to confirm `code`; answer with amu_peripheral_confirm(request) */
+typedef void (*AmuPeripheralConfirmFunc)(AmuPeripheral *peripheral, unsigned int request, int code,
+					 gboolean has_display, void *user_data);
+/* something happened worth a line in the simulator's output */
+typedef void (*AmuPeripheralLogFunc)(AmuPeripheral *peripheral, const char *line, void *user_data);
+
+AmuPeripheral *amu_peripheral_new(const char *state_dir, AmuPeripheralProfile profile, GError **error);
+void amu_peripheral_free(AmuPeripheral *peripheral);
+void amu_peripheral_set_confirm_func(AmuPeripheral *peripheral, AmuPeripheralConfirmFunc func, void *user_data);
+void amu_peripheral_set_log_func(AmuPeripheral *peripheral, AmuPeripheralLogFunc func, void *user_data);
+void amu_peripheral_confirm(AmuPeripheral *peripheral, unsigned int request, gboolean accepted);
+/* the owner opened pairing (a long press on a real device) */
+void amu_peripheral_set_pairing_mode(AmuPeripheral *peripheral, gboolean open);
+void amu_peripheral_set_policy_version(AmuPeripheral *peripheral, const char *version);
+void amu_peripheral_set_faults(AmuPeripheral *peripheral, AmuPeripheralFaults faults);
+void amu_peripheral_set_drop_after(AmuPeripheral *peripheral, uint64_t datagrams);
+void amu_peripheral_set_shaping(AmuPeripheral *peripheral, uint64_t rate_bps, unsigned int latency_ms);
+void amu_peripheral_set_lockout_base(AmuPeripheral *peripheral, uint64_t base_ms);
+/* serve one link (transfer full) */
+void amu_peripheral_add_link(AmuPeripheral *peripheral, AmuLink *link);
+gboolean amu_peripheral_listen(AmuPeripheral *peripheral, const char *path, uint16_t att_mtu, GError **error);
+const char *amu_peripheral_get_device_id(AmuPeripheral *peripheral);
+guint amu_peripheral_get_n_bonds(AmuPeripheral *peripheral);
+/* milliseconds until pairing is allowed again, 0 if it is */
+uint64_t amu_peripheral_get_lockout_remaining(AmuPeripheral *peripheral);
+AmuStore *amu_peripheral_get_store(AmuPeripheral *peripheral);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuPeripheral, amu_peripheral_free)
+
+G_END_DECLS

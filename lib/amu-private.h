@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "amu-channel.h"
+#include "amu-connection.h"
+#include "amu-store.h"
+#include "amulet/amulet.h"
+
+G_BEGIN_DECLS
+
+/* constructors and accessors shared inside the library only */
+AmuDisclosure *amu_disclosure_new_from_bytes(GBytes *packed);
+GBytes *amu_disclosure_get_packed(AmuDisclosure *self);
+
+AmuPairingRequest *amu_pairing_request_new(AmuChannel *channel);
+void amu_pairing_request_invalidate(AmuPairingRequest *self);
+
+AmuDevice *amu_device_new_from_record(AmuContext *context, GBytes *record, GError **error);
+GBytes *amu_device_to_record(AmuDevice *self);
+AmuDevice *amu_device_new(AmuContext *context, const char *name, const char *address, AmuChannel *channel);
+const uint8_t *amu_device_get_public_key(AmuDevice *self);
+AmuContext *amu_device_get_context(AmuDevice *self);
+
+AmuSession *amu_session_new(AmuDevice *device, AmuConnection *connection);
+
+AmuStore *amu_context_get_store(AmuContext *self);
+const uint8_t *amu_context_get_static_secret(AmuContext *self);
+const char *amu_context_get_host_name(AmuContext *self);
+AmuLink *amu_context_open_link(AmuContext *self, const char *address, GError **error);
+gboolean amu_context_save_device(AmuContext *self, AmuDevice *device, GError **error);
+
+char *amu_fingerprint_from_key(const uint8_t public_key[AMU_CHANNEL_KEYBYTES]);
+const char *amu_profile_to_string(Amulet__V1__Profile profile);
+/* run a private main context until *done (the sync wrappers) */
+void amu_iterate_until(GMainContext *context, gboolean *done);
+
+G_END_DECLS

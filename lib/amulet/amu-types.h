@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#if !defined(__AMULET_H_INSIDE__) && !defined(AMU_COMPILATION)
+#error "Only <amulet/amulet.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+#include <amulet/amu-export.h>
+
+G_BEGIN_DECLS
+
+#define AMU_TYPE_CONTEXT (amu_context_get_type())
+AMU_EXPORT G_DECLARE_FINAL_TYPE(AmuContext, amu_context, AMU, CONTEXT, GObject)
+#define AMU_TYPE_DEVICE (amu_device_get_type())
+AMU_EXPORT G_DECLARE_FINAL_TYPE(AmuDevice, amu_device, AMU, DEVICE, GObject)
+#define AMU_TYPE_SESSION (amu_session_get_type())
+AMU_EXPORT G_DECLARE_FINAL_TYPE(AmuSession, amu_session, AMU, SESSION, GObject)
+#define AMU_TYPE_DISCLOSURE (amu_disclosure_get_type())
+AMU_EXPORT G_DECLARE_FINAL_TYPE(AmuDisclosure, amu_disclosure, AMU, DISCLOSURE, GObject)
+#define AMU_TYPE_PAIRING_REQUEST (amu_pairing_request_get_type())
+AMU_EXPORT G_DECLARE_FINAL_TYPE(AmuPairingRequest, amu_pairing_request, AMU, PAIRING_REQUEST, GObject)
+
+/**
+ * AmuConfirmFunc:
+ * @request: the pending confirmation; answer with amu_pairing_request_reply()
+ * @user_data: the data given with the function
+ *
+ * Called when the six-digit code is known. Show amu_pairing_request_get_code()
+ * and the disclosure, ask the user, and reply, now or later: the call must
+ * not block the main loop.
+ *
+ * Since: 0.1
+ */
+typedef void (*AmuConfirmFunc)(AmuPairingRequest *request, gpointer user_data);
+
+G_END_DECLS
