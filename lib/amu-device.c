@@ -272,8 +272,6 @@ connect_data_free(ConnectData *data)
 	if (data->cancelled_id != 0)
 		g_cancellable_disconnect(data->cancellable, data->cancelled_id);
 	g_clear_object(&data->cancellable);
-	if (data->channel != NULL)
-		amu_channel_set_event_func(data->channel, NULL, NULL);
 	g_clear_pointer(&data->connection, amu_connection_unref);
 	g_clear_pointer(&data->channel, amu_channel_unref);
 	g_free(data);
@@ -288,8 +286,8 @@ connect_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 
 	switch (event->type) {
 	case AMU_CHANNEL_EVENT_OPEN: {
+		/* the session takes over the channel's events */
 		AmuSession *session = amu_session_new(self, data->connection);
-		amu_channel_set_event_func(channel, NULL, NULL);
 		g_task_return_pointer(task, session, g_object_unref);
 		g_object_unref(task);
 		return;

@@ -16,7 +16,7 @@
 #define TX_COMPACT_BYTES 65536
 
 /* Versions we speak, best first. */
-static const uint8_t supported_versions[] = {AMU_FRAMER_VERSION};
+static const uint8_t supported_versions[] = { AMU_FRAMER_VERSION };
 
 struct AmuFramer {
 	grefcount ref_count;
@@ -60,9 +60,9 @@ struct AmuFramer {
 
 	uint8_t rx_next_seq;
 	uint8_t rx_last_seq;
-	gboolean rx_ack_pending;   /* received something not covered by our last ack */
-	gboolean rx_ack_due;       /* and it must be acked now, standalone if need be */
-	guint rx_unacked_data;     /* data datagrams since our last ack */
+	gboolean rx_ack_pending; /* received something not covered by our last ack */
+	gboolean rx_ack_due;	 /* and it must be acked now, standalone if need be */
+	guint rx_unacked_data;	 /* data datagrams since our last ack */
 	gboolean rx_in_message;
 	size_t rx_declared;
 	size_t rx_filled;
@@ -209,40 +209,43 @@ amu_framer_unref(AmuFramer *f)
 	g_free(f);
 }
 
-unsigned int
-amu_framer_set_tx_func(AmuFramer *f, AmuFramerTxFunc func, void *user_data, GDestroyNotify destroy)
+/* Installs the new callback before destroying the old user data, so a
+ * destroy notify that looks at the framer sees a consistent one. */
+static unsigned int
+amu_framer_replace_callback(AmuFramer *f,
+			    void **user_data_slot,
+			    GDestroyNotify *destroy_slot,
+			    void *user_data,
+			    GDestroyNotify destroy)
 {
-	GDestroyNotify old_destroy;
-	void *old_user_data;
+	GDestroyNotify old_destroy = *destroy_slot;
+	void *old_user_data = *user_data_slot;
 
-	g_return_val_if_fail(f != NULL, 0);
-	old_destroy = f->tx_destroy;
-	old_user_data = f->tx_user_data;
-	f->tx_func = func;
-	f->tx_user_data = user_data;
-	f->tx_destroy = destroy;
-	/* Destroy after installing the new one, so the notify sees a consistent framer. */
+	*user_data_slot = user_data;
+	*destroy_slot = destroy;
 	if (old_destroy != NULL)
 		old_destroy(old_user_data);
 	return ++f->last_callback_id;
 }
 
 unsigned int
-amu_framer_set_message_func(AmuFramer *f, AmuFramerMessageFunc func, void *user_data,
+amu_framer_set_tx_func(AmuFramer *f, AmuFramerTxFunc func, void *user_data, GDestroyNotify destroy)
+{
+	g_return_val_if_fail(f != NULL, 0);
+	f->tx_func = func;
+	return amu_framer_replace_callback(f, &f->tx_user_data, &f->tx_destroy, user_data, destroy);
+}
+
+unsigned int
+amu_framer_set_message_func(AmuFramer *f,
+			    AmuFramerMessageFunc func,
+			    void *user_data,
 			    GDestroyNotify destroy)
 {
-	GDestroyNotify old_destroy;
-	void *old_user_data;
-
 	g_return_val_if_fail(f != NULL, 0);
-	old_destroy = f->message_destroy;
-	old_user_data = f->message_user_data;
 	f->message_func = func;
-	f->message_user_data = user_data;
-	f->message_destroy = destroy;
-	if (old_destroy != NULL)
-		old_destroy(old_user_data);
-	return ++f->last_callback_id;
+	return amu_framer_replace_callback(
+	  f, &f->message_user_data, &f->message_destroy, user_data, destroy);
 }
 
 static int
@@ -462,7 +465,7 @@ version_supported(uint8_t version)
 	return FALSE;
 }
 
-static void
+static int
 amu_framer_rx_request(AmuFramer *f, const uint8_t *d, size_t len)
 {
 	uint8_t response[HANDSHAKE_RESPONSE_LEN];
@@ -471,19 +474,13 @@ amu_framer_rx_request(AmuFramer *f, const uint8_t *d, size_t len)
 	uint8_t window;
 	int version = -1;
 
-	if (f->role != AMU_FRAMER_ROLE_PERIPHERAL) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_UNEXPECTED);
-		return;
-	}
-	if (len < 2) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_MALFORMED);
-		return;
-	}
+	if (f->role != AMU_FRAMER_ROLE_PERIPHERAL)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_UNEXPECTED);
+	if (len < 2)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_MALFORMED);
 	count = d[1];
-	if (count < 1 || count > HANDSHAKE_VERSIONS_MAX || len != 1 + 1 + count + 2 + 1) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_MALFORMED);
-		return;
-	}
+	if (count < 1 || count > HANDSHAKE_VERSIONS_MAX || len != 1 + 1 + count + 2 + 1)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_MALFORMED);
 	/* Highest version both speak, whatever order the central listed them in. */
 	for (size_t i = 0; i < count; i++) {
 		if (version_supported(d[2 + i]) && (int)d[2 + i] > version)
@@ -491,86 +488,65 @@ amu_framer_rx_request(AmuFramer *f, const uint8_t *d, size_t len)
 	}
 	mtu = read_le16(d + 2 + count);
 	window = d[2 + count + 2];
-	if (version < 0) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_NO_COMMON_VERSION);
-		return;
-	}
-	if (!mtu_in_range(mtu)) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_BAD_MTU);
-		return;
-	}
-	if (!window_in_range(window)) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_BAD_WINDOW);
-		return;
-	}
+	if (version < 0)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_NO_COMMON_VERSION);
+	if (!mtu_in_range(mtu))
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_BAD_MTU);
+	if (!window_in_range(window))
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_BAD_WINDOW);
 	amu_framer_open(f, MIN(mtu, f->local_mtu), MIN(window, f->local_window));
 	response[0] = AMU_FRAMER_FLAG_HANDSHAKE;
 	response[1] = (uint8_t)version;
 	write_le16(response + 2, f->att_mtu);
 	response[4] = f->window;
 	amu_framer_emit(f, response, sizeof(response));
+	return 0;
 }
 
-static void
+static int
 amu_framer_rx_response(AmuFramer *f, const uint8_t *d, size_t len)
 {
 	uint16_t mtu;
 
-	if (f->role != AMU_FRAMER_ROLE_CENTRAL || f->state != AMU_FRAMER_STATE_HANDSHAKE) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_UNEXPECTED);
-		return;
-	}
-	if (len != HANDSHAKE_RESPONSE_LEN) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_MALFORMED);
-		return;
-	}
+	if (f->role != AMU_FRAMER_ROLE_CENTRAL || f->state != AMU_FRAMER_STATE_HANDSHAKE)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_UNEXPECTED);
+	if (len != HANDSHAKE_RESPONSE_LEN)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_MALFORMED);
 	mtu = read_le16(d + 2);
-	if (!version_supported(d[1])) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_NO_COMMON_VERSION);
-		return;
-	}
+	if (!version_supported(d[1]))
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_NO_COMMON_VERSION);
 	/* The answer must be min(ours, theirs): above our offer is a broken peer. */
-	if (!mtu_in_range(mtu) || mtu > f->local_mtu) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_BAD_MTU);
-		return;
-	}
-	if (!window_in_range(d[4]) || d[4] > f->local_window) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_BAD_WINDOW);
-		return;
-	}
+	if (!mtu_in_range(mtu) || mtu > f->local_mtu)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_BAD_MTU);
+	if (!window_in_range(d[4]) || d[4] > f->local_window)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_BAD_WINDOW);
 	amu_framer_open(f, mtu, d[4]);
+	return 0;
 }
 
-static void
+static int
 amu_framer_rx_handshake(AmuFramer *f, const uint8_t *d, size_t len)
 {
-	if ((d[0] & ~KNOWN_HANDSHAKE_FLAGS) != 0) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_UNKNOWN_FLAGS);
-		return;
-	}
-	if (f->state == AMU_FRAMER_STATE_OPEN) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_REPEATED);
-		return;
-	}
+	if ((d[0] & ~KNOWN_HANDSHAKE_FLAGS) != 0)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_UNKNOWN_FLAGS);
+	if (f->state == AMU_FRAMER_STATE_OPEN)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_HANDSHAKE_REPEATED);
 	if (d[0] & AMU_FRAMER_FLAG_REQUEST)
-		amu_framer_rx_request(f, d, len);
-	else
-		amu_framer_rx_response(f, d, len);
+		return amu_framer_rx_request(f, d, len);
+	return amu_framer_rx_response(f, d, len);
 }
 
 /* Cumulative ack: valid only for a seq in (acked, next - 1]; releases the data
  * datagrams it covers. */
-static void
+static int
 amu_framer_rx_ack(AmuFramer *f, uint8_t ack_seq)
 {
 	uint8_t acked = (uint8_t)(ack_seq - f->tx_acked_seq);
 	uint8_t unacked = (uint8_t)(f->tx_next_seq - f->tx_acked_seq - 1);
 	guint released = 0;
 
-	if (acked == 0 || acked > unacked) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_INVALID_ACK);
-		return;
-	}
+	if (acked == 0 || acked > unacked)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_INVALID_ACK);
 	while (f->tx_inflight_len > 0) {
 		uint8_t seq = f->tx_inflight[f->tx_inflight_head];
 
@@ -584,6 +560,7 @@ amu_framer_rx_ack(AmuFramer *f, uint8_t ack_seq)
 	/* Progress restarts the timer for what is still in flight. */
 	if (released > 0)
 		f->timer_base_ms = f->now_ms;
+	return 0;
 }
 
 /* Hands a complete message to the callback. A reassembled message is lent
@@ -611,7 +588,7 @@ amu_framer_deliver(AmuFramer *f, const uint8_t *message, size_t len, gboolean fr
 		g_byte_array_unref(lent);
 }
 
-static void
+static int
 amu_framer_rx_data(AmuFramer *f, const uint8_t *d, size_t len)
 {
 	uint8_t flags = d[0];
@@ -622,39 +599,24 @@ amu_framer_rx_data(AmuFramer *f, const uint8_t *d, size_t len)
 	size_t payload_len;
 	uint8_t seq;
 
-	if ((flags & ~KNOWN_DATA_FLAGS) != 0) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_UNKNOWN_FLAGS);
-		return;
-	}
-	if (f->state != AMU_FRAMER_STATE_OPEN) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_NOT_OPEN);
-		return;
-	}
-	if (len > f->segment) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_DATAGRAM_TOO_LONG);
-		return;
-	}
+	if ((flags & ~KNOWN_DATA_FLAGS) != 0)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_UNKNOWN_FLAGS);
+	if (f->state != AMU_FRAMER_STATE_OPEN)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_NOT_OPEN);
+	if (len > f->segment)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_DATAGRAM_TOO_LONG);
 	if (kind == (AMU_FRAMER_FLAG_BEGIN | AMU_FRAMER_FLAG_CONTINUE) ||
 	    (kind & (AMU_FRAMER_FLAG_CONTINUE | AMU_FRAMER_FLAG_END)) ==
-		(AMU_FRAMER_FLAG_CONTINUE | AMU_FRAMER_FLAG_END) ||
-	    (kind == 0 && !has_ack)) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_INVALID_FLAGS);
-		return;
-	}
-	if (len < header) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_DATAGRAM_TOO_SHORT);
-		return;
-	}
+	      (AMU_FRAMER_FLAG_CONTINUE | AMU_FRAMER_FLAG_END) ||
+	    (kind == 0 && !has_ack))
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_INVALID_FLAGS);
+	if (len < header)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_DATAGRAM_TOO_SHORT);
 	seq = d[has_ack ? 2 : 1];
-	if (seq != f->rx_next_seq) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_UNEXPECTED_SEQ);
-		return;
-	}
-	if (has_ack) {
-		amu_framer_rx_ack(f, d[1]);
-		if (f->state == AMU_FRAMER_STATE_FAILED)
-			return;
-	}
+	if (seq != f->rx_next_seq)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_UNEXPECTED_SEQ);
+	if (has_ack && amu_framer_rx_ack(f, d[1]) < 0)
+		return -1;
 	f->rx_next_seq++;
 	f->rx_last_seq = seq;
 	f->rx_ack_pending = TRUE;
@@ -665,38 +627,30 @@ amu_framer_rx_data(AmuFramer *f, const uint8_t *d, size_t len)
 		/* A bare ack: no payload, and not itself acked promptly (an ack
 		 * of an ack would never end); the next ack we send covers it. */
 		if (payload_len > 0)
-			amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_OVERRUN);
-		return;
+			return amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_OVERRUN);
+		return 0;
 	}
 	/* Our acks go out as soon as they are due, so the peer can only overrun
 	 * the window while they are held up (a re-entrant tx, say). */
-	if (++f->rx_unacked_data > f->window) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_WINDOW_EXCEEDED);
-		return;
-	}
+	if (++f->rx_unacked_data > f->window)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_WINDOW_EXCEEDED);
 	if (f->rx_unacked_data >= MAX(1u, f->window / 2u))
 		f->rx_ack_due = TRUE;
 
 	if (kind & AMU_FRAMER_FLAG_BEGIN) {
 		size_t declared = read_le16(d + header - 2);
 
-		if (f->rx_in_message) {
-			amu_framer_fail(f, AMU_FRAMER_ERROR_BEGIN_IN_PROGRESS);
-			return;
-		}
-		if (payload_len > declared) {
-			amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_OVERRUN);
-			return;
-		}
+		if (f->rx_in_message)
+			return amu_framer_fail(f, AMU_FRAMER_ERROR_BEGIN_IN_PROGRESS);
+		if (payload_len > declared)
+			return amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_OVERRUN);
 		if (kind & AMU_FRAMER_FLAG_END) {
-			if (payload_len < declared) {
-				amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_TRUNCATED);
-				return;
-			}
+			if (payload_len < declared)
+				return amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_TRUNCATED);
 			/* The sender is waiting on its last datagram: ack the message. */
 			f->rx_ack_due = TRUE;
 			amu_framer_deliver(f, payload, payload_len, FALSE);
-			return;
+			return 0;
 		}
 		if (f->rx_message == NULL)
 			f->rx_message = g_byte_array_new();
@@ -707,28 +661,23 @@ amu_framer_rx_data(AmuFramer *f, const uint8_t *d, size_t len)
 		f->rx_declared = declared;
 		f->rx_filled = payload_len;
 		f->rx_in_message = TRUE;
-		return;
+		return 0;
 	}
-	if (!f->rx_in_message) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_NO_BEGIN);
-		return;
-	}
-	if (payload_len > f->rx_declared - f->rx_filled) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_OVERRUN);
-		return;
-	}
+	if (!f->rx_in_message)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_NO_BEGIN);
+	if (payload_len > f->rx_declared - f->rx_filled)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_OVERRUN);
 	if (payload_len > 0)
 		memcpy(f->rx_message->data + f->rx_filled, payload, payload_len);
 	f->rx_filled += payload_len;
 	if ((kind & AMU_FRAMER_FLAG_END) == 0)
-		return;
-	if (f->rx_filled < f->rx_declared) {
-		amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_TRUNCATED);
-		return;
-	}
+		return 0;
+	if (f->rx_filled < f->rx_declared)
+		return amu_framer_fail(f, AMU_FRAMER_ERROR_MESSAGE_TRUNCATED);
 	f->rx_in_message = FALSE;
 	f->rx_ack_due = TRUE;
 	amu_framer_deliver(f, NULL, f->rx_filled, TRUE);
+	return 0;
 }
 
 int
@@ -790,22 +739,11 @@ uint64_t
 amu_framer_next_timeout(const AmuFramer *f)
 {
 	g_return_val_if_fail(f != NULL, UINT64_MAX);
-	if (f->ack_timeout_ms == 0)
-		return UINT64_MAX;
-	switch (f->state) {
-	case AMU_FRAMER_STATE_HANDSHAKE:
-		/* The response is the ack of the central's request. */
-		if (f->role == AMU_FRAMER_ROLE_CENTRAL)
-			return add_saturating(f->timer_base_ms, f->ack_timeout_ms);
-		return UINT64_MAX;
-	case AMU_FRAMER_STATE_OPEN:
-		if (f->tx_inflight_len > 0)
-			return add_saturating(f->timer_base_ms, f->ack_timeout_ms);
-		return UINT64_MAX;
-	case AMU_FRAMER_STATE_IDLE:
-	case AMU_FRAMER_STATE_FAILED:
-		return UINT64_MAX;
-	}
+	/* The central waits for the handshake response as for an ack. */
+	if (f->ack_timeout_ms != 0 &&
+	    ((f->state == AMU_FRAMER_STATE_HANDSHAKE && f->role == AMU_FRAMER_ROLE_CENTRAL) ||
+	     (f->state == AMU_FRAMER_STATE_OPEN && f->tx_inflight_len > 0)))
+		return add_saturating(f->timer_base_ms, f->ack_timeout_ms);
 	return UINT64_MAX;
 }
 

@@ -122,13 +122,18 @@ void amu_framer_unref(AmuFramer *f);
 /* Replace the callback (calling the old @destroy); returns a non-zero id.
  * Set the tx callback before amu_framer_start(). Callbacks may call any
  * amu_framer_ function re-entrantly and may drop the last reference. */
-unsigned int amu_framer_set_tx_func(AmuFramer *f, AmuFramerTxFunc func, void *user_data,
+unsigned int amu_framer_set_tx_func(AmuFramer *f,
+				    AmuFramerTxFunc func,
+				    void *user_data,
 				    GDestroyNotify destroy);
-unsigned int amu_framer_set_message_func(AmuFramer *f, AmuFramerMessageFunc func, void *user_data,
+unsigned int amu_framer_set_message_func(AmuFramer *f,
+					 AmuFramerMessageFunc func,
+					 void *user_data,
 					 GDestroyNotify destroy);
 
 /* The central sends the handshake request; the peripheral waits for it (a
- * peripheral also accepts a request before start()). */
+ * peripheral also accepts a request before start()). A central returns -1,
+ * without failing, when started twice. */
 int amu_framer_start(AmuFramer *f, uint64_t now_ms);
 int amu_framer_rx(AmuFramer *f, const uint8_t *datagram, size_t len, uint64_t now_ms);
 /* Copies @message into the outgoing queue; datagrams go out as the window

@@ -54,9 +54,8 @@ static const AmuNoisePatternInfo amu_noise_pattern_ik = {
 #undef T
 
 struct AmuNoiseHandshake {
-	AmuNoisePattern pattern;
 	AmuNoiseRole role;
-	const AmuNoisePatternInfo *info;
+	const AmuNoisePatternInfo *info; /* the pattern */
 	AmuRandomFunc random_func;
 	void *random_data;
 	AmuNoiseAction action;
@@ -148,17 +147,6 @@ amu_noise_pattern_to_str(AmuNoisePattern pattern)
 {
 	const AmuNoisePatternInfo *info = amu_noise_pattern_info(pattern);
 	return info != NULL ? info->protocol_name : "unknown";
-}
-
-static gboolean
-amu_noise_role_is_valid(AmuNoiseRole role)
-{
-	switch (role) {
-	case AMU_NOISE_ROLE_INITIATOR:
-	case AMU_NOISE_ROLE_RESPONDER:
-		return TRUE;
-	}
-	return FALSE;
 }
 
 /* Makes the handshake FAILED for good and wipes what could still derive keys. */
@@ -307,7 +295,8 @@ amu_noise_handshake_new(AmuNoisePattern pattern,
 	size_t name_len;
 
 	g_return_val_if_fail(info != NULL, NULL);
-	g_return_val_if_fail(amu_noise_role_is_valid(role), NULL);
+	g_return_val_if_fail(role == AMU_NOISE_ROLE_INITIATOR || role == AMU_NOISE_ROLE_RESPONDER,
+			     NULL);
 
 	if (amu_crypto_init() != 0)
 		return NULL;
@@ -315,7 +304,6 @@ amu_noise_handshake_new(AmuNoisePattern pattern,
 	if (hs == NULL)
 		return NULL;
 	memset(hs, 0, sizeof *hs);
-	hs->pattern = pattern;
 	hs->role = role;
 	hs->info = info;
 	hs->random_func = random_func;

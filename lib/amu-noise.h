@@ -127,9 +127,9 @@ int amu_noise_handshake_get_handshake_hash(const AmuNoiseHandshake *hs,
 					   uint8_t hash[AMU_NOISE_HASHBYTES]);
 
 /* When the action is SPLIT: the transport cipher states, (transfer full)
- * each. The initiator sends with the first key, the responder with the
- * second. Afterwards the action is NONE, ephemeral and chaining keys are
- * wiped, and only the accessors above remain useful. */
+ * each; *@send and *@recv must be NULL on entry. The initiator sends with the first key, the
+ * responder with the second. Afterwards the action is NONE, ephemeral and chaining keys are wiped,
+ * and only the accessors above remain useful. */
 int amu_noise_handshake_split(AmuNoiseHandshake *hs, AmuCipherState **send, AmuCipherState **recv);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuNoiseHandshake, amu_noise_handshake_free)

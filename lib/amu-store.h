@@ -11,7 +11,7 @@ G_BEGIN_DECLS
 /* The encrypted local store: a directory holding master.key (0600) and one
  * SQLite database (WAL, synchronous=FULL). Everything secret or personal is
  * sealed with XChaCha20-Poly1305 under keys derived from the master key; see
- * docs/ARCHITECTURE "Keys at rest". The host uses it for its data directory,
+ * ARCHITECTURE.md, "Keys at rest" and "Data". The host uses it for its data directory,
  * the simulated device for its state directory.
  *
  * An AmuStore wraps one SQLite connection: use it from one thread at a time.
@@ -22,7 +22,10 @@ G_BEGIN_DECLS
  *   AMU_ERROR_WRONG_MASTER_KEY    the key does not open this database
  *   AMU_ERROR_TAMPERED            a sealed value fails to authenticate
  *   AMU_ERROR_NOT_FOUND           no such record or data key
- *   AMU_ERROR_IO                  reading or writing a file failed */
+ *   AMU_ERROR_IO                  reading or writing a file failed
+ *   AMU_ERROR_EXISTS              a data key already exists for the device
+ *   AMU_ERROR_INVALID_ARGUMENT    bad names, or a call not allowed right now
+ * Messages name the file and the fix; each layer adds context in front. */
 
 typedef struct AmuStore AmuStore;
 

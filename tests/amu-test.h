@@ -45,12 +45,12 @@ amu_test_run(const char *suite_name, const AmuTestCase *cases, size_t n_cases)
 	}
 
 /* Assert a GError is set, in the AMU_ERROR domain, with this code. */
-#define AMU_ASSERT_ERROR(err, code)                                                                \
+#define AMU_ASSERT_ERROR(err, expected)                                                            \
 	do {                                                                                       \
 		CU_ASSERT_PTR_NOT_NULL_FATAL(err);                                                 \
 		CU_ASSERT_EQUAL((err)->domain, AMU_ERROR);                                         \
-		if ((err)->code != (code))                                                         \
-			g_printerr("  expected error %d, got %d: %s\n", (int)(code), (err)->code,  \
+		if ((err)->code != (int)(expected))                                                \
+			g_printerr("  expected error %d, got %d: %s\n", (int)(expected), (err)->code, \
 				   (err)->message);                                                \
-		CU_ASSERT_EQUAL((err)->code, (code));                                              \
+		CU_ASSERT_EQUAL((err)->code, (int)(expected));                                     \
 	} while (0)

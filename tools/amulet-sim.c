@@ -22,7 +22,43 @@ typedef struct {
 	unsigned int pending_request;
 	GSource *stdin_source;
 	int exit_code;
+	/* --mitm: our own host identity towards the real device */
+	char *mitm_upstream;
+	AmuContext *mitm_context;
 } Sim;
+
+typedef struct {
+	Sim *sim;
+	unsigned int request;
+} MitmPairing;
+
+static void
+mitm_upstream_confirm(AmuPairingRequest *request, gpointer user_data)
+{
+	g_autofree char *code = amu_pairing_request_get_code_string(request);
+
+	/* an attacker accepts whatever the device shows */
+	printf("mitm: device-side code: %s\n", code);
+	fflush(stdout);
+	amu_pairing_request_reply(request, TRUE, TRUE);
+}
+
+static void
+mitm_upstream_done(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	MitmPairing *pairing = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(AmuDevice) device = amu_context_pair_finish(AMU_CONTEXT(source), result, &error);
+
+	if (device != NULL)
+		printf("mitm: paired with the real device as a host\n");
+	else
+		printf("mitm: pairing with the real device failed: %s\n", error->message);
+	fflush(stdout);
+	/* stay invisible: accept the host only if the device accepted us */
+	amu_peripheral_confirm(pairing->sim->peripheral, pairing->request, device != NULL);
+	g_free(pairing);
+}
 
 static void
 sim_log(AmuPeripheral *peripheral, const char *line, void *user_data)
@@ -54,6 +90,17 @@ sim_confirm(AmuPeripheral *peripheral, unsigned int request, int code, gboolean 
 {
 	Sim *sim = user_data;
 
+	if (sim->mitm_upstream != NULL) {
+		MitmPairing *pairing = g_new0(MitmPairing, 1);
+		g_autofree char *address = g_strdup_printf("sim:%s", sim->mitm_upstream);
+		pairing->sim = sim;
+		pairing->request = request;
+		printf("mitm: host-side code: %06d\n", code);
+		fflush(stdout);
+		amu_context_pair_async(sim->mitm_context, address, NULL, mitm_upstream_confirm, NULL, NULL,
+				       mitm_upstream_done, pairing);
+		return;
+	}
 	if (g_strcmp0(sim->confirm, "ask") == 0) {
 		printf("%s [y/N] ", has_display ? "Does the host show the same code?" : "Press the button?");
 		fflush(stdout);
@@ -149,10 +196,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "amulet-sim: --link-rate, --latency, --drop-after and --lockout-base take positive numbers\n");
 		return 2;
 	}
-	if (mitm != NULL) {
-		fprintf(stderr, "amulet-sim: --mitm is handled by amulet-sim-mitm in this build\n");
-		return 2;
-	}
 
 	peripheral = amu_peripheral_new(state_dir, profile_kind, &error);
 	if (peripheral == NULL) {
@@ -162,6 +205,18 @@ main(int argc, char **argv)
 	sim.peripheral = peripheral;
 	sim.confirm = confirm != NULL ? confirm : (char *)"yes";
 	sim.loop = g_main_loop_new(NULL, FALSE);
+	if (mitm != NULL) {
+		g_autofree char *mitm_dir = g_build_filename(state_dir, "mitm-host", NULL);
+		sim.mitm_upstream = mitm;
+		sim.mitm_context = amu_context_new(mitm_dir, &error);
+		if (sim.mitm_context == NULL) {
+			fprintf(stderr, "amulet-sim: %s\n", error->message);
+			return 1;
+		}
+		amu_context_set_host_name(sim.mitm_context, "mitm");
+		/* whoever connects is welcome */
+		pairing_mode = TRUE;
+	}
 	amu_peripheral_set_log_func(peripheral, sim_log, &sim);
 	amu_peripheral_set_confirm_func(peripheral, sim_confirm, &sim);
 	amu_peripheral_set_pairing_mode(peripheral, pairing_mode);
@@ -185,5 +240,6 @@ main(int argc, char **argv)
 	fflush(stdout);
 	g_main_loop_run(sim.loop);
 	g_main_loop_unref(sim.loop);
+	g_clear_object(&sim.mitm_context);
 	return sim.exit_code;
 }

@@ -202,6 +202,7 @@ typedef struct {
 	gboolean yes;
 	AmuPairingRequest *request;
 	guint stdin_id;
+	GSource *stdin_source;
 } PairPrompt;
 
 static gboolean
@@ -213,6 +214,7 @@ pair_stdin_cb(gint fd, GIOCondition condition, gpointer user_data)
 	gboolean accepted = n > 0 && (buf[0] == 'y' || buf[0] == 'Y');
 
 	prompt->stdin_id = 0;
+	g_clear_pointer(&prompt->stdin_source, g_source_unref);
 	amu_pairing_request_reply(prompt->request, accepted, accepted);
 	g_clear_object(&prompt->request);
 	return G_SOURCE_REMOVE;
@@ -246,7 +248,13 @@ pair_confirm_cb(AmuPairingRequest *request, gpointer user_data)
 	fprintf(out, "Does the device show %s, and do you accept the disclosure above? [y/N] ", code);
 	fflush(out);
 	prompt->request = g_object_ref(request);
-	prompt->stdin_id = g_unix_fd_add(STDIN_FILENO, G_IO_IN | G_IO_HUP, pair_stdin_cb, prompt);
+	{
+		/* the sync pairing runs its own main context: watch stdin there */
+		GSource *source = g_unix_fd_source_new(STDIN_FILENO, G_IO_IN | G_IO_HUP);
+		g_source_set_callback(source, G_SOURCE_FUNC(pair_stdin_cb), prompt, NULL);
+		prompt->stdin_id = g_source_attach(source, g_main_context_get_thread_default());
+		prompt->stdin_source = source;
+	}
 }
 
 static int
@@ -274,8 +282,10 @@ cmd_pair(Cli *cli, int argc, char **argv)
 		return exit_code;
 	prompt.yes = yes;
 	device = amu_context_pair(cli->context, argv[1], name, pair_confirm_cb, &prompt, NULL, &error);
-	if (prompt.stdin_id != 0)
-		g_source_remove(prompt.stdin_id);
+	if (prompt.stdin_source != NULL) {
+		g_source_destroy(prompt.stdin_source);
+		g_source_unref(prompt.stdin_source);
+	}
 	g_clear_object(&prompt.request);
 	if (device == NULL)
 		return report_error(cli, "pair", error);

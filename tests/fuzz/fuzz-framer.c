@@ -26,7 +26,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const uint16_t mtus[] = {23, 24, 247, 517};
+static const uint16_t mtus[] = { 23, 24, 247, 517 };
 static uint8_t message_buf[255 * 257];
 
 typedef struct {
@@ -85,7 +85,7 @@ check_result(AmuFramer *f, int rc, gboolean was_failed)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	Fuzz fuzz = {0};
+	Fuzz fuzz = { 0 };
 	AmuFramer *f;
 	uint64_t now = 1000;
 	size_t pos = 1;
@@ -93,7 +93,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	f = amu_framer_new((data[0] & 1) ? AMU_FRAMER_ROLE_PERIPHERAL : AMU_FRAMER_ROLE_CENTRAL,
-			   mtus[(data[0] >> 1) & 3], (uint8_t)(((data[0] >> 3) & 7) + 1));
+			   mtus[(data[0] >> 1) & 3],
+			   (uint8_t)(((data[0] >> 3) & 7) + 1));
 	check(f != NULL);
 	fuzz.framer = f;
 	fuzz.echo = (data[0] & 0x40) != 0;

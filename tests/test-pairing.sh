@@ -1,0 +1,154 @@
+#!/bin/sh
+# End-to-end pairing through the real tools: amulet (host) against amulet-sim
+# (device), including a man in the middle, replayed, altered and dropped
+# records, and the lockout that survives a simulator restart.
+set -u
+b="${top_builddir:-.}/tools"
+work=$(mktemp -d /tmp/amu-pair.XXXXXX)
+pids=""
+failures=0
+passes=0
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+ok() { passes=$((passes + 1)); echo "PASS: $*"; }
+bad() { failures=$((failures + 1)); echo "FAIL: $*"; }
+
+# start_sim NAME [OPTIONS...]: a simulator on $work/NAME.sock with state in $work/NAME.state
+start_sim() {
+	name=$1
+	shift
+	"$b/amulet-sim" --listen "$work/$name.sock" --state "$work/$name.state" "$@" >"$work/$name.log" 2>&1 &
+	pid=$!
+	pids="$pids $pid"
+	eval "sim_$name=$pid"
+	for _ in $(seq 50); do
+		[ -S "$work/$name.sock" ] && grep -q listening "$work/$name.log" && return 0
+		sleep 0.1
+	done
+	echo "simulator $name did not start:"; cat "$work/$name.log"; exit 1
+}
+stop_sim() {
+	eval "pid=\$sim_$1"
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+host() { # host DIR ARGS...: run amulet with a data dir, 30 s at most
+	dir=$1
+	shift
+	timeout 30 "$b/amulet" --data-dir "$work/$dir" "$@"
+}
+expect_rc() { # expect_rc WANT GOT WHAT
+	if [ "$2" = "$1" ]; then ok "$3 (exit $2)"; else bad "$3: exit $2, expected $1"; fi
+}
+expect_grep() { # expect_grep PATTERN FILE WHAT
+	if grep -q -- "$1" "$2"; then ok "$3"; else bad "$3: '$1' not in $2:"; sed 's/^/    /' "$2"; fi
+}
+
+# ---- pair: both sides show the same six digits; the bond is stored
+start_sim band
+host h1 pair "sim:$work/band.sock" --name band --yes >"$work/pair.out" 2>"$work/pair.err"
+expect_rc 0 $? "pair with a band"
+host_code=$(sed -n 's/^code: \([0-9]\{6\}\)$/\1/p' "$work/pair.out")
+sim_code=$(sed -n 's/^code: \([0-9]\{6\}\)$/\1/p' "$work/band.log")
+if [ -n "$host_code" ] && [ "$host_code" = "$sim_code" ]; then ok "both sides show $host_code"; else bad "codes differ: host '$host_code' device '$sim_code'"; fi
+expect_grep "heart_rate" "$work/pair.out" "the disclosure is shown before pairing"
+expect_grep "without asking" "$work/pair.err" "--yes warns"
+host h1 --json devices >"$work/devices.json"
+if /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==1 and d[0]['name']=='band' and d[0]['disclosure']['support_end_date']=='2031-12-31'" "$work/devices.json"; then ok "devices --json lists the bond"; else bad "devices --json"; cat "$work/devices.json"; fi
+ls -l "$work/h1/master.key" | grep -q '^-rw-------' && ok "master.key is 0600" || bad "master.key mode"
+
+# ---- reconnect with the bonded keys, after a simulator restart too
+host h1 ping band --count 5 --size 1000 >"$work/ping.out" 2>&1
+expect_rc 0 $? "reconnect and ping"
+stop_sim band
+start_sim band --policy-version 2027-03
+host h1 ping band >"$work/ping2.out" 2>&1
+expect_rc 0 $? "reconnect after the device restarted"
+expect_grep "privacy policy changed from version 2026-01 to 2027-03" "$work/ping2.out" "a changed privacy policy is reported at reconnect"
+
+# ---- an owned device refuses a second host unless its owner opens pairing
+host h2 pair "sim:$work/band.sock" --yes >"$work/second.out" 2>&1
+expect_rc 5 $? "second host refused while the device is owned"
+expect_grep "not in pairing mode" "$work/second.out" "the refusal says why"
+
+# ---- a device that forgot us (factory reset) fails closed
+stop_sim band
+rm -rf "$work/band.state"
+start_sim band
+host h1 ping band >"$work/reset.out" 2>&1
+expect_rc 4 $? "reconnect to a reset device fails closed"
+expect_grep "does not know this host" "$work/reset.out" "the error explains the reset"
+stop_sim band
+
+# ---- declines: on the device, and on the host (answer n)
+start_sim nodev --confirm no
+host h3 pair "sim:$work/nodev.sock" --yes >"$work/decl1.out" 2>&1
+expect_rc 3 $? "device user declines"
+expect_grep "declined on the device" "$work/decl1.out" "host says the device declined"
+stop_sim nodev
+start_sim nohost
+echo n | host h4 pair "sim:$work/nohost.sock" >"$work/decl2.out" 2>&1
+expect_rc 3 $? "host user declines"
+expect_grep "declined on the host" "$work/nohost.log" "device hears the host declined"
+[ "$(host h4 --json devices)" = "[]" ] && ok "no bond kept after a decline" || bad "bond kept after decline"
+stop_sim nohost
+
+# ---- man in the middle: the two sides see different codes; a decline fails it
+start_sim real --confirm no
+start_sim mitm --mitm "$work/real.sock"
+host h5 pair "sim:$work/mitm.sock" --yes >"$work/mitm.out" 2>&1
+expect_rc 3 $? "pairing through a man in the middle fails when the device declines"
+host_code=$(sed -n 's/^code: \([0-9]\{6\}\)$/\1/p' "$work/mitm.out")
+dev_code=$(sed -n 's/^code: \([0-9]\{6\}\)$/\1/p' "$work/real.log")
+if [ -n "$host_code" ] && [ -n "$dev_code" ] && [ "$host_code" != "$dev_code" ]; then ok "MITM: host shows $host_code, device shows $dev_code"; else bad "MITM codes host '$host_code' device '$dev_code'"; cat "$work/mitm.log"; fi
+stop_sim mitm
+stop_sim real
+
+# ---- hostile device: replayed, altered and dropped records end the session
+for fault in replay tamper; do
+	start_sim "f$fault"
+	host "h$fault" pair "sim:$work/f$fault.sock" --name dev --yes >/dev/null 2>&1 || bad "pair for $fault"
+	stop_sim "f$fault"
+	start_sim "f$fault" "--$fault"
+	host "h$fault" --json ping dev --count 3 >"$work/$fault.json" 2>"$work/$fault.err"
+	expect_rc 4 $? "$fault is detected"
+	stop_sim "f$fault"
+done
+expect_grep '"code":"replayed"' "$work/replay.json" "replay reports error code replayed"
+expect_grep '"code":"tampered"' "$work/tamper.json" "tamper reports error code tampered"
+start_sim fdrop
+host hdrop pair "sim:$work/fdrop.sock" --name dev --yes >/dev/null 2>&1 || bad "pair for drop"
+stop_sim fdrop
+start_sim fdrop --drop-after 2
+host hdrop --json ping dev --count 50 --size 2000 >"$work/drop.json" 2>&1
+expect_rc 7 $? "a dropped link is reported"
+expect_grep '"code":"disconnected"' "$work/drop.json" "drop reports error code disconnected"
+stop_sim fdrop
+
+# ---- lockout: 3 rejected pairings lock the device, across a restart
+start_sim lock --confirm no
+for i in 1 2 3; do
+	host "hl$i" pair "sim:$work/lock.sock" --yes >/dev/null 2>&1
+	[ $? = 3 ] || bad "rejected pairing $i"
+done
+stop_sim lock
+start_sim lock --confirm yes
+host hl4 pair "sim:$work/lock.sock" --yes >"$work/lock.out" 2>&1
+expect_rc 5 $? "the 4th pairing is refused after a restart"
+expect_grep "try again in" "$work/lock.out" "the lockout says when to retry"
+stop_sim lock
+# the host rate-limits too: a device with a 1 ms lockout, so only the host's own back-off stops the 4th try
+start_sim lock2 --confirm no --lockout-base 1
+for i in 1 2 3; do host hl5 pair "sim:$work/lock2.sock" --yes >/dev/null 2>&1; done
+host hl5 pair "sim:$work/lock2.sock" --yes >"$work/hostlock.out" 2>&1
+expect_rc 5 $? "the host itself backs off after 3 failures"
+expect_grep "this host waits" "$work/hostlock.out" "the host says it backs off"
+stop_sim lock2
+
+echo "$passes passed, $failures failed"
+[ "$failures" = 0 ]
