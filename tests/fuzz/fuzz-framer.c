@@ -22,6 +22,11 @@
  * Invariants checked (abort on violation): rx/send/tick return -1 exactly
  * when the framer is FAILED, FAILED always has an error and never leaves,
  * and every datagram sent fits the segment size and has known flags.
+ *
+ * The seeds in corpus/framer/ are written in this format by hand (a few lines
+ * of Python): a valid handshake for the role, then fragments, acks, sends and
+ * ticks. peripheral-hello, for one, is 3d | 06 600101f70008 | 09 05000500
+ * "hello": peripheral, MTU 247, window 8, request, one message.
  */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
