@@ -529,8 +529,8 @@ amu_context_pair_finish(AmuContext *self, GAsyncResult *result, GError **error)
 	return g_task_propagate_pointer(G_TASK(result), error);
 }
 
-static void
-sync_ready_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+void
+amu_sync_ready_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 {
 	GAsyncResult **out = user_data;
 	*out = g_object_ref(result);
@@ -554,7 +554,7 @@ amu_context_pair(AmuContext *self, const char *address, const char *name, AmuCon
 	AmuDevice *device;
 
 	g_main_context_push_thread_default(context);
-	amu_context_pair_async(self, address, name, confirm_func, confirm_data, cancellable, sync_ready_cb, &result);
+	amu_context_pair_async(self, address, name, confirm_func, confirm_data, cancellable, amu_sync_ready_cb, &result);
 	while (result == NULL)
 		g_main_context_iteration(context, TRUE);
 	device = amu_context_pair_finish(self, result, error);

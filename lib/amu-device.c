@@ -99,14 +99,8 @@ amu_device_new(AmuContext *context, const char *name, const char *address, AmuCh
 	self->has_display = hello->has_display;
 	amu_channel_get_remote_static(channel, self->public_key);
 	self->paired_time = g_get_real_time() / G_USEC_PER_SEC;
-	if (disclosure != NULL) {
-		size_t len = protobuf_c_message_get_packed_size(&disclosure->base);
-		uint8_t *buf = g_malloc(len + 1);
-		g_autoptr(GBytes) packed = NULL;
-		protobuf_c_message_pack(&disclosure->base, buf);
-		packed = g_bytes_new_take(buf, len);
-		self->disclosure = amu_disclosure_new_from_bytes(packed);
-	}
+	if (disclosure != NULL)
+		self->disclosure = amu_disclosure_new_from_message(disclosure);
 	return self;
 }
 
@@ -375,13 +369,6 @@ amu_device_connect_finish(AmuDevice *self, GAsyncResult *result, GError **error)
 	return g_task_propagate_pointer(G_TASK(result), error);
 }
 
-static void
-sync_ready_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	GAsyncResult **out = user_data;
-	*out = g_object_ref(result);
-}
-
 /**
  * amu_device_connect:
  *
@@ -399,7 +386,7 @@ amu_device_connect(AmuDevice *self, GCancellable *cancellable, GError **error)
 	GMainContext *context = g_main_context_ref_thread_default();
 	AmuSession *session;
 
-	amu_device_connect_async(self, cancellable, sync_ready_cb, &result);
+	amu_device_connect_async(self, cancellable, amu_sync_ready_cb, &result);
 	while (result == NULL)
 		g_main_context_iteration(context, TRUE);
 	session = amu_device_connect_finish(self, result, error);

@@ -58,6 +58,18 @@ amu_disclosure_new_from_bytes(GBytes *packed)
 	return self;
 }
 
+AmuDisclosure *
+amu_disclosure_new_from_message(const Amulet__V1__Disclosure *message)
+{
+	size_t len = protobuf_c_message_get_packed_size(&message->base);
+	uint8_t *buf = g_malloc(len + 1);
+	g_autoptr(GBytes) packed = NULL;
+
+	protobuf_c_message_pack(&message->base, buf);
+	packed = g_bytes_new_take(buf, len);
+	return amu_disclosure_new_from_bytes(packed);
+}
+
 GBytes *
 amu_disclosure_get_packed(AmuDisclosure *self)
 {

@@ -62,14 +62,8 @@ amu_pairing_request_new(AmuChannel *channel)
 	self->profile = g_strdup(amu_profile_to_string(hello->profile));
 	if (amu_channel_get_remote_static(channel, key))
 		self->fingerprint = amu_fingerprint_from_key(key);
-	if (disclosure != NULL) {
-		size_t len = protobuf_c_message_get_packed_size(&disclosure->base);
-		uint8_t *buf = g_malloc(len + 1);
-		g_autoptr(GBytes) packed = NULL;
-		protobuf_c_message_pack(&disclosure->base, buf);
-		packed = g_bytes_new_take(buf, len);
-		self->disclosure = amu_disclosure_new_from_bytes(packed);
-	}
+	if (disclosure != NULL)
+		self->disclosure = amu_disclosure_new_from_message(disclosure);
 	return self;
 }
 

@@ -10,6 +10,7 @@ G_BEGIN_DECLS
 
 /* constructors and accessors shared inside the library only */
 AmuDisclosure *amu_disclosure_new_from_bytes(GBytes *packed);
+AmuDisclosure *amu_disclosure_new_from_message(const Amulet__V1__Disclosure *message);
 GBytes *amu_disclosure_get_packed(AmuDisclosure *self);
 
 AmuPairingRequest *amu_pairing_request_new(AmuChannel *channel);
@@ -31,7 +32,8 @@ gboolean amu_context_save_device(AmuContext *self, AmuDevice *device, GError **e
 
 char *amu_fingerprint_from_key(const uint8_t public_key[AMU_CHANNEL_KEYBYTES]);
 const char *amu_profile_to_string(Amulet__V1__Profile profile);
-/* run a private main context until *done (the sync wrappers) */
-void amu_iterate_until(GMainContext *context, gboolean *done);
+/* GAsyncReadyCallback of the sync wrappers: stores a ref to the result in
+ * the GAsyncResult ** given as user_data */
+void amu_sync_ready_cb(GObject *source, GAsyncResult *result, gpointer user_data);
 
 G_END_DECLS

@@ -213,13 +213,6 @@ amu_session_ping_finish(AmuSession *self, GAsyncResult *result, GError **error)
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 
-static void
-sync_ready_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	GAsyncResult **out = user_data;
-	*out = g_object_ref(result);
-}
-
 /**
  * amu_session_ping:
  *
@@ -233,7 +226,7 @@ amu_session_ping(AmuSession *self, gsize padding, GCancellable *cancellable, GEr
 {
 	g_autoptr(GAsyncResult) result = NULL;
 
-	amu_session_ping_async(self, padding, cancellable, sync_ready_cb, &result);
+	amu_session_ping_async(self, padding, cancellable, amu_sync_ready_cb, &result);
 	while (result == NULL)
 		g_main_context_iteration(g_main_context_get_thread_default(), TRUE);
 	return amu_session_ping_finish(self, result, error);
