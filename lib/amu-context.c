@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "amu-backoff.h"
 #include "amu-private.h"
 
 /**
@@ -27,7 +28,6 @@ G_DEFINE_TYPE(AmuContext, amu_context, G_TYPE_OBJECT)
 #define KIND_BOND "bond"
 #define KIND_PAIR_FAILURES "pair-failures"
 #define IDENTITY_BYTES 64
-#define HOST_LOCKOUT_THRESHOLD 3
 #define HOST_LOCKOUT_BASE_MS 30000
 
 static void
@@ -282,41 +282,6 @@ amu_context_remove_device(AmuContext *self, AmuDevice *device, GError **error)
 
 /* ---------------------------------------------------------------- host-side rate limit */
 
-static uint64_t
-host_lockout_remaining(AmuContext *self, const char *address, uint32_t *failures_out)
-{
-	g_autoptr(GBytes) blob = amu_store_get(self->store, KIND_PAIR_FAILURES, address, NULL);
-	uint32_t failures = 0;
-	int64_t last_ms = 0, now_ms = g_get_real_time() / 1000;
-	uint64_t backoff;
-
-	if (blob != NULL && g_bytes_get_size(blob) == 12) {
-		memcpy(&failures, g_bytes_get_data(blob, NULL), 4);
-		memcpy(&last_ms, (const uint8_t *)g_bytes_get_data(blob, NULL) + 4, 8);
-	}
-	if (failures_out != NULL)
-		*failures_out = failures;
-	if (failures < HOST_LOCKOUT_THRESHOLD)
-		return 0;
-	backoff = (uint64_t)HOST_LOCKOUT_BASE_MS << MIN(failures - HOST_LOCKOUT_THRESHOLD, 20u);
-	backoff = MIN(backoff, 24 * 3600 * 1000ULL);
-	return now_ms >= last_ms + (int64_t)backoff ? 0 : (uint64_t)(last_ms + (int64_t)backoff - now_ms);
-}
-
-static void
-host_record_failure(AmuContext *self, const char *address)
-{
-	uint32_t failures = 0;
-	int64_t now_ms = g_get_real_time() / 1000;
-	uint8_t data[12];
-
-	host_lockout_remaining(self, address, &failures);
-	failures++;
-	memcpy(data, &failures, 4);
-	memcpy(data + 4, &now_ms, 8);
-	amu_store_put(self->store, KIND_PAIR_FAILURES, address, data, sizeof(data), NULL);
-}
-
 /* ---------------------------------------------------------------- pairing */
 
 typedef struct {
@@ -412,7 +377,7 @@ pair_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_data
 			amu_channel_abort(channel, error);
 			return;
 		}
-		amu_store_delete(self->store, KIND_PAIR_FAILURES, data->address, NULL);
+		amu_backoff_clear(self->store, KIND_PAIR_FAILURES, data->address, NULL);
 		return;
 	}
 	case AMU_CHANNEL_EVENT_OPEN:
@@ -423,7 +388,7 @@ pair_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_data
 	case AMU_CHANNEL_EVENT_FAILED:
 		amu_channel_set_event_func(channel, NULL, NULL);
 		if (data->reached_code)
-			host_record_failure(self, data->address);
+			amu_backoff_record_failure(self->store, KIND_PAIR_FAILURES, data->address, NULL);
 		g_task_return_error(task, g_error_copy(event->error));
 		g_object_unref(task);
 		return;
@@ -482,7 +447,7 @@ amu_context_pair_async(AmuContext *self, const char *address, const char *name, 
 		g_object_unref(task);
 		return;
 	}
-	locked_ms = host_lockout_remaining(self, address, &failures);
+	locked_ms = amu_backoff_remaining(self->store, KIND_PAIR_FAILURES, address, HOST_LOCKOUT_BASE_MS, &failures);
 	if (locked_ms > 0) {
 		g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_LOCKED_OUT,
 					"%u pairings with %s failed: this host waits %" G_GUINT64_FORMAT

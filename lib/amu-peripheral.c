@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "amu-backoff.h"
 #include "amu-crypto.h"
 #include "amu-peripheral.h"
 #include "amulet/amu-error.h"
@@ -223,50 +224,10 @@ amu_peripheral_get_n_bonds(AmuPeripheral *peripheral)
 
 /* ---------------------------------------------------------------- lockout */
 
-/* failures since the last successful pairing and when the last one was,
- * in wall-clock ms so the back-off survives restarts */
-static void
-lockout_load(AmuPeripheral *peripheral, uint32_t *failures, int64_t *last_ms)
-{
-	g_autoptr(GBytes) blob = amu_store_get(peripheral->store, KIND_LOCKOUT, "pairing", NULL);
-	gsize len = 0;
-	const uint8_t *data = blob != NULL ? g_bytes_get_data(blob, &len) : NULL;
-
-	*failures = 0;
-	*last_ms = 0;
-	if (data != NULL && len == 12) {
-		memcpy(failures, data, 4);
-		memcpy(last_ms, data + 4, 8);
-	}
-}
-
-static void
-lockout_save(AmuPeripheral *peripheral, uint32_t failures, int64_t last_ms)
-{
-	g_autoptr(GError) error = NULL;
-	uint8_t data[12];
-
-	memcpy(data, &failures, 4);
-	memcpy(data + 4, &last_ms, 8);
-	if (!amu_store_put(peripheral->store, KIND_LOCKOUT, "pairing", data, sizeof(data), &error))
-		plog(peripheral, "cannot record the pairing attempt: %s", error->message);
-}
-
 uint64_t
 amu_peripheral_get_lockout_remaining(AmuPeripheral *peripheral)
 {
-	uint32_t failures;
-	int64_t last_ms, now_ms = g_get_real_time() / 1000;
-	uint64_t backoff;
-
-	lockout_load(peripheral, &failures, &last_ms);
-	if (failures < AMU_PERIPHERAL_LOCKOUT_THRESHOLD)
-		return 0;
-	backoff = peripheral->lockout_base_ms << MIN(failures - AMU_PERIPHERAL_LOCKOUT_THRESHOLD, 20u);
-	backoff = MIN(backoff, AMU_PERIPHERAL_LOCKOUT_MAX_MS);
-	if (now_ms >= last_ms + (int64_t)backoff)
-		return 0;
-	return (uint64_t)(last_ms + (int64_t)backoff - now_ms);
+	return amu_backoff_remaining(peripheral->store, KIND_LOCKOUT, "pairing", peripheral->lockout_base_ms, NULL);
 }
 
 /* ---------------------------------------------------------------- disclosure */
@@ -389,7 +350,10 @@ store_bond(PeripheralConn *conn)
 		amu_channel_abort(conn->channel, error);
 		return;
 	}
-	lockout_save(peripheral, 0, 0);
+	if (!amu_backoff_clear(peripheral->store, KIND_LOCKOUT, "pairing", &error)) {
+		plog(peripheral, "cannot clear the pairing lockout: %s", error->message);
+		g_clear_error(&error);
+	}
 	peripheral->pairing_mode = FALSE;
 	plog(peripheral, "paired with host \"%s\"", hello != NULL && hello->host_name != NULL ? hello->host_name : "");
 	if (!amu_channel_bond_stored(conn->channel, &error))
@@ -444,12 +408,11 @@ channel_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 
 	switch (event->type) {
 	case AMU_CHANNEL_EVENT_PAIRING_ATTEMPT: {
-		uint32_t failures;
-		int64_t last_ms;
+		g_autoptr(GError) error = NULL;
 		/* counted now and cleared on success, so an attempt the attacker
 		 * abandons after seeing the code still counts */
-		lockout_load(peripheral, &failures, &last_ms);
-		lockout_save(peripheral, failures + 1, g_get_real_time() / 1000);
+		if (!amu_backoff_record_failure(peripheral->store, KIND_LOCKOUT, "pairing", &error))
+			plog(peripheral, "cannot record the pairing attempt: %s", error->message);
 		return;
 	}
 	case AMU_CHANNEL_EVENT_CODE: {

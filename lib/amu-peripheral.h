@@ -24,9 +24,8 @@ typedef enum {
 	AMU_PERIPHERAL_FAULT_TAMPER = 1 << 1, /* flip a bit in a session record */
 } AmuPeripheralFaults;
 
-#define AMU_PERIPHERAL_LOCKOUT_THRESHOLD 3
+/* first lockout period; threshold and ceiling are in amu-backoff.h */
 #define AMU_PERIPHERAL_LOCKOUT_BASE_MS 30000
-#define AMU_PERIPHERAL_LOCKOUT_MAX_MS (24 * 3600 * 1000ULL)
 
 /* the device's user is asked to confirm `code`; answer with amu_peripheral_confirm(request) */
 typedef void (*AmuPeripheralConfirmFunc)(AmuPeripheral *peripheral, unsigned int request, int code,
