@@ -7,6 +7,7 @@
 #include <amulet/amu-version.h>
 #include <amulet/amu-error.h>
 #include <amulet/amu-types.h>
+#include <amulet/amu-sample.h>
 #include <amulet/amu-disclosure.h>
 #include <amulet/amu-pairing-request.h>
 #include <amulet/amu-device.h>
