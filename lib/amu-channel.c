@@ -747,6 +747,10 @@ rx_pairing_message(AmuChannel *channel, const Amulet__V1__Message *message, GErr
 			    "the peer reported: %s", message->error->message);
 	case AMULET__V1__MESSAGE__BODY_PING:
 	case AMULET__V1__MESSAGE__BODY_PONG:
+	case AMULET__V1__MESSAGE__BODY_SYNC_REQUEST:
+	case AMULET__V1__MESSAGE__BODY_SYNC_START:
+	case AMULET__V1__MESSAGE__BODY_SYNC_BATCH:
+	case AMULET__V1__MESSAGE__BODY_SYNC_ACK:
 	case AMULET__V1__MESSAGE__BODY__NOT_SET:
 	case _AMULET__V1__MESSAGE__BODY__CASE_IS_INT_SIZE:
 		break;

@@ -7,6 +7,7 @@
 #include "amu-backoff.h"
 #include "amu-crypto.h"
 #include "amu-peripheral.h"
+#include "amu-sync.h"
 #include "amulet/amu-error.h"
 
 typedef struct {
@@ -16,10 +17,13 @@ typedef struct {
 	AmuChannel *channel;
 	unsigned int records_open; /* records sent while open: for fault injection */
 	GByteArray *first_record;
+	AmuSyncSender *sync; /* created by the first sync request */
 } PeripheralConn;
 
 struct AmuPeripheral {
 	AmuStore *store;
+	AmuDeviceLog *log;
+	int64_t clock_offset_ms;
 	AmuPeripheralProfile profile;
 	uint8_t *static_secret; /* sodium_malloc'd */
 	uint8_t device_id[AMU_CHANNEL_DEVICE_ID_BYTES];
@@ -114,6 +118,11 @@ amu_peripheral_new(const char *state_dir, AmuPeripheralProfile profile, GError *
 	}
 	if (!load_identity(peripheral, error))
 		return NULL;
+	peripheral->log = amu_device_log_new(peripheral->store, error);
+	if (peripheral->log == NULL) {
+		g_prefix_error(error, "device state in %s: ", state_dir);
+		return NULL;
+	}
 	peripheral->device_id_hex = g_malloc(AMU_CHANNEL_DEVICE_ID_BYTES * 2 + 1);
 	sodium_bin2hex(peripheral->device_id_hex, AMU_CHANNEL_DEVICE_ID_BYTES * 2 + 1, peripheral->device_id,
 		       AMU_CHANNEL_DEVICE_ID_BYTES);
@@ -126,6 +135,7 @@ conn_free(PeripheralConn *conn)
 	amu_channel_set_event_func(conn->channel, NULL, NULL);
 	amu_connection_unref(conn->connection);
 	amu_channel_unref(conn->channel);
+	amu_sync_sender_free(conn->sync);
 	if (conn->first_record != NULL)
 		g_byte_array_unref(conn->first_record);
 	g_free(conn);
@@ -144,6 +154,7 @@ amu_peripheral_free(AmuPeripheral *peripheral)
 	while (g_hash_table_iter_next(&iter, NULL, &value))
 		conn_free(value);
 	g_hash_table_unref(peripheral->conns);
+	amu_device_log_free(peripheral->log);
 	amu_store_unref(peripheral->store);
 	sodium_free(peripheral->static_secret);
 	g_free(peripheral->device_id_hex);
@@ -207,6 +218,18 @@ const char *
 amu_peripheral_get_device_id(AmuPeripheral *peripheral)
 {
 	return peripheral->device_id_hex;
+}
+
+AmuDeviceLog *
+amu_peripheral_get_log(AmuPeripheral *peripheral)
+{
+	return peripheral->log;
+}
+
+void
+amu_peripheral_set_clock_offset(AmuPeripheral *peripheral, int64_t offset_ms)
+{
+	peripheral->clock_offset_ms = offset_ms;
 }
 
 AmuStore *
@@ -360,12 +383,60 @@ store_bond(PeripheralConn *conn)
 		plog(peripheral, "finishing pairing failed: %s", error->message);
 }
 
+static gboolean
+sync_send_cb(const Amulet__V1__Message *message, void *user_data, GError **error)
+{
+	PeripheralConn *conn = user_data;
+	return amu_channel_send(conn->channel, message, error);
+}
+
+static void
+send_error(PeripheralConn *conn, const GError *error)
+{
+	Amulet__V1__Message reply = AMULET__V1__MESSAGE__INIT;
+	Amulet__V1__Error err = AMULET__V1__ERROR__INIT;
+
+	err.code = error->domain == AMU_ERROR ? (uint32_t)error->code : AMU_ERROR_FAILED;
+	err.message = error->message;
+	reply.body_case = AMULET__V1__MESSAGE__BODY_ERROR;
+	reply.error = &err;
+	amu_channel_send(conn->channel, &reply, NULL);
+}
+
+static void
+handle_sync(PeripheralConn *conn, const Amulet__V1__Message *message)
+{
+	AmuPeripheral *peripheral = conn->peripheral;
+	g_autoptr(GError) error = NULL;
+	gboolean request = message->body_case == AMULET__V1__MESSAGE__BODY_SYNC_REQUEST;
+
+	if (conn->sync == NULL)
+		conn->sync = amu_sync_sender_new(peripheral->log, sync_send_cb, conn);
+	if (request)
+		plog(peripheral, "sync from %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT " samples held",
+		     message->sync_request->since,
+		     amu_device_log_get_end_seq(peripheral->log) - amu_device_log_get_first_seq(peripheral->log));
+	if (!amu_sync_sender_rx(conn->sync, message, g_get_real_time() / 1000 + peripheral->clock_offset_ms, &error)) {
+		plog(peripheral, "sync refused: %s", error->message);
+		send_error(conn, error);
+		return;
+	}
+	if (!request && amu_sync_sender_get_in_flight(conn->sync) == 0 &&
+	    amu_device_log_get_first_seq(peripheral->log) == amu_device_log_get_end_seq(peripheral->log))
+		plog(peripheral, "sync done: every sample acked, log empty at %" G_GUINT64_FORMAT,
+		     amu_device_log_get_end_seq(peripheral->log));
+}
+
 static void
 handle_message(PeripheralConn *conn, const Amulet__V1__Message *message)
 {
 	g_autoptr(GError) error = NULL;
 
 	switch (message->body_case) {
+	case AMULET__V1__MESSAGE__BODY_SYNC_REQUEST:
+	case AMULET__V1__MESSAGE__BODY_SYNC_ACK:
+		handle_sync(conn, message);
+		return;
 	case AMULET__V1__MESSAGE__BODY_PING: {
 		Amulet__V1__Message reply = AMULET__V1__MESSAGE__INIT;
 		Amulet__V1__Pong pong = AMULET__V1__PONG__INIT;
@@ -385,6 +456,8 @@ handle_message(PeripheralConn *conn, const Amulet__V1__Message *message)
 	case AMULET__V1__MESSAGE__BODY_DONE:
 	case AMULET__V1__MESSAGE__BODY_ERROR:
 	case AMULET__V1__MESSAGE__BODY_PONG:
+	case AMULET__V1__MESSAGE__BODY_SYNC_START:
+	case AMULET__V1__MESSAGE__BODY_SYNC_BATCH:
 	case AMULET__V1__MESSAGE__BODY__NOT_SET:
 	case _AMULET__V1__MESSAGE__BODY__CASE_IS_INT_SIZE:
 		break;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "amu-connection.h"
+#include "amu-device-log.h"
 #include "amu-link.h"
 #include "amu-store.h"
 
@@ -53,6 +54,10 @@ guint amu_peripheral_get_n_bonds(AmuPeripheral *peripheral);
 /* milliseconds until pairing is allowed again, 0 if it is */
 uint64_t amu_peripheral_get_lockout_remaining(AmuPeripheral *peripheral);
 AmuStore *amu_peripheral_get_store(AmuPeripheral *peripheral);
+/* the telemetry log the device syncs from (transfer none) */
+AmuDeviceLog *amu_peripheral_get_log(AmuPeripheral *peripheral);
+/* the device's clock runs @offset_ms ahead of the system clock (negative: behind) */
+void amu_peripheral_set_clock_offset(AmuPeripheral *peripheral, int64_t offset_ms);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuPeripheral, amu_peripheral_free)
 

@@ -23,6 +23,13 @@ const uint8_t *amu_device_get_public_key(AmuDevice *self);
 AmuContext *amu_device_get_context(AmuDevice *self);
 
 AmuSession *amu_session_new(AmuDevice *device, AmuConnection *connection);
+AmuChannel *amu_session_get_channel(AmuSession *self);
+const GError *amu_session_get_error(AmuSession *self);
+/* amu-session-sync.c: the session hands it sync messages and its end */
+typedef struct AmuSessionSync AmuSessionSync;
+gboolean amu_session_sync_rx(AmuSession *self, const Amulet__V1__Message *message);
+void amu_session_sync_fail(AmuSession *self, const GError *error);
+AmuSessionSync **amu_session_get_sync_slot(AmuSession *self);
 
 AmuStore *amu_context_get_store(AmuContext *self);
 const uint8_t *amu_context_get_static_secret(AmuContext *self);

@@ -20,6 +20,7 @@ struct _AmuSession {
 	GHashTable *pings; /* token -> GTask */
 	char *old_policy;
 	char *new_policy;
+	AmuSessionSync *sync; /* the sync in progress, amu-session-sync.c */
 };
 
 G_DEFINE_TYPE(AmuSession, amu_session, G_TYPE_OBJECT)
@@ -46,6 +47,8 @@ session_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 
 	switch (event->type) {
 	case AMU_CHANNEL_EVENT_MESSAGE:
+		if (amu_session_sync_rx(self, event->message))
+			return;
 		if (event->message->body_case == AMULET__V1__MESSAGE__BODY_PONG) {
 			GTask *task = NULL;
 			guint64 token = event->message->pong->token;
@@ -60,6 +63,7 @@ session_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 			self->error = g_error_copy(event->error);
 		amu_connection_close(self->connection);
 		fail_pending(self);
+		amu_session_sync_fail(self, self->error);
 		return;
 	case AMU_CHANNEL_EVENT_PAIRING_ATTEMPT:
 	case AMU_CHANNEL_EVENT_CODE:
@@ -127,6 +131,24 @@ amu_session_new(AmuDevice *device, AmuConnection *connection)
 		self->new_policy = g_strdup(hello->privacy_policy_version);
 	}
 	return self;
+}
+
+AmuChannel *
+amu_session_get_channel(AmuSession *self)
+{
+	return self->channel;
+}
+
+const GError *
+amu_session_get_error(AmuSession *self)
+{
+	return self->error;
+}
+
+AmuSessionSync **
+amu_session_get_sync_slot(AmuSession *self)
+{
+	return &self->sync;
 }
 
 /**

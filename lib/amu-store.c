@@ -38,6 +38,21 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE records(kind TEXT NOT NULL, id TEXT NOT NULL, sealed BLOB NOT NULL,"
 	" updated INTEGER, PRIMARY KEY(kind, id));"
 	"CREATE TABLE data_keys(device_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL);",
+	/* 2: telemetry. Host: sealed sample blocks (amu-sample-store.c) and one
+	 * sync cursor per device. Device: its append-only log (amu-device-log.c).
+	 * Both roles share one schema, so each database has the other's tables empty. */
+	"CREATE TABLE sample_blocks(block_id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
+	" category INTEGER NOT NULL, t_start INTEGER NOT NULL, t_end INTEGER NOT NULL,"
+	" count INTEGER NOT NULL, clock_offset_ms INTEGER NOT NULL, received INTEGER NOT NULL,"
+	" sealed BLOB NOT NULL);"
+	"CREATE INDEX sample_blocks_range ON sample_blocks(device_id, category, t_start);"
+	"CREATE TABLE sync_cursors(device_id TEXT PRIMARY KEY, next_seq INTEGER NOT NULL,"
+	" last_sync INTEGER NOT NULL);"
+	"CREATE TABLE device_log(first_seq INTEGER PRIMARY KEY, category INTEGER NOT NULL,"
+	" count INTEGER NOT NULL, sealed BLOB NOT NULL);"
+	"CREATE TABLE device_log_state(id INTEGER PRIMARY KEY CHECK(id = 1),"
+	" next_seq INTEGER NOT NULL, acked_seq INTEGER NOT NULL);"
+	"INSERT INTO device_log_state(id, next_seq, acked_seq) VALUES(1, 0, 0);",
 };
 #define LATEST_SCHEMA ((int)G_N_ELEMENTS(store_migrations))
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "amu-peripheral.h"
+#include "amu-simdata.h"
 #include "amulet/amulet.h"
 
 /* amulet-sim: the device role from libamulet on a UNIX socket, plus the
@@ -114,6 +115,62 @@ sim_confirm(AmuPeripheral *peripheral, unsigned int request, int code, gboolean 
 	amu_peripheral_confirm(peripheral, request, g_strcmp0(sim->confirm, "yes") == 0);
 }
 
+typedef struct {
+	AmuDeviceLog *log; /* NULL: print CSV instead */
+	GError *error;
+	guint64 count;
+} Generated;
+
+static void
+generated_cb(AmuCategory category, const AmuSample *samples, size_t n, void *user_data)
+{
+	Generated *generated = user_data;
+
+	generated->count += n;
+	if (generated->error != NULL)
+		return;
+	if (generated->log != NULL) {
+		amu_device_log_append(generated->log, category, samples, n, &generated->error);
+		return;
+	}
+	/* the format of 'amulet data --csv', so the two can be compared */
+	for (size_t i = 0; i < n; i++) {
+		guint n_values = amu_category_get_n_values(category);
+		printf("%" G_GINT64_FORMAT ",%s", samples[i].timestamp_ms, amu_category_to_string(category));
+		for (guint v = 0; v < AMU_SAMPLE_MAX_VALUES; v++) {
+			if (v < n_values)
+				printf(",%d", samples[i].values[v]);
+			else
+				printf(",");
+		}
+		printf("\n");
+	}
+}
+
+static gboolean
+parse_start(const char *text, gint64 days, gint64 *start_ms)
+{
+	int y, m, d;
+	char tail;
+	g_autoptr(GDateTime) t = NULL;
+
+	if (text == NULL) {
+		/* the N days before today, UTC */
+		g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+		t = g_date_time_new_utc(g_date_time_get_year(now), g_date_time_get_month(now),
+					g_date_time_get_day_of_month(now), 0, 0, 0);
+		*start_ms = (g_date_time_to_unix(t) - days * 86400) * 1000;
+		return TRUE;
+	}
+	if (sscanf(text, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+		return FALSE;
+	t = g_date_time_new_utc(y, m, d, 0, 0, 0);
+	if (t == NULL)
+		return FALSE;
+	*start_ms = g_date_time_to_unix(t) * 1000;
+	return TRUE;
+}
+
 static gboolean
 quit_cb(gpointer user_data)
 {
@@ -133,7 +190,9 @@ main(int argc, char **argv)
 	g_autofree char *mitm = NULL;
 	gint mtu = AMU_LINK_MTU_DEFAULT, latency = 0;
 	gint64 link_rate = 0, drop_after = 0, lockout_base_ms = 0;
-	gboolean replay = FALSE, tamper = FALSE, pairing_mode = FALSE, version = FALSE;
+	gboolean replay = FALSE, tamper = FALSE, pairing_mode = FALSE, version = FALSE, dump_csv = FALSE;
+	gint64 days = 0, seed = 1, clock_offset = 0;
+	g_autofree char *start = NULL;
 	GOptionEntry entries[] = {
 		{"listen", 0, 0, G_OPTION_ARG_FILENAME, &listen_path, "UNIX socket to listen on", "PATH"},
 		{"profile", 0, 0, G_OPTION_ARG_STRING, &profile, "band, watch or toy (default band)", "PROFILE"},
@@ -149,6 +208,11 @@ main(int argc, char **argv)
 		{"replay", 0, 0, G_OPTION_ARG_NONE, &replay, "hostile: replay a session record", NULL},
 		{"tamper", 0, 0, G_OPTION_ARG_NONE, &tamper, "hostile: alter a session record", NULL},
 		{"drop-after", 0, 0, G_OPTION_ARG_INT64, &drop_after, "hostile: drop the link after N datagrams", "N"},
+		{"days", 0, 0, G_OPTION_ARG_INT64, &days, "log N days of telemetry before today (into an empty log)", "N"},
+		{"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the generated telemetry (default 1)", "S"},
+		{"start", 0, 0, G_OPTION_ARG_STRING, &start, "first day of the generated telemetry, UTC (default: N days ago)", "YYYY-MM-DD"},
+		{"clock-offset", 0, 0, G_OPTION_ARG_INT64, &clock_offset, "the device's clock runs this far ahead (negative: behind)", "MS"},
+		{"dump-csv", 0, 0, G_OPTION_ARG_NONE, &dump_csv, "print the telemetry --days/--seed/--start generate as CSV, and exit", NULL},
 		{"version", 0, 0, G_OPTION_ARG_NONE, &version, "print the version", NULL},
 		{NULL},
 	};
@@ -157,6 +221,7 @@ main(int argc, char **argv)
 	g_autoptr(AmuPeripheral) peripheral = NULL;
 	AmuPeripheralProfile profile_kind = AMU_PERIPHERAL_PROFILE_BAND;
 	Sim sim = {0};
+	gint64 start_ms = 0;
 
 	setlocale(LC_ALL, "");
 	g_option_context_add_main_entries(context, entries, NULL);
@@ -169,7 +234,15 @@ main(int argc, char **argv)
 		printf("amulet-sim %s\n", amu_version_string());
 		return 0;
 	}
-	if (listen_path == NULL || state_dir == NULL) {
+	if (days < 0 || days > 3650 || seed < 0) {
+		fprintf(stderr, "amulet-sim: --days takes 0..3650 and --seed a positive number\n");
+		return 2;
+	}
+	if ((days > 0 || dump_csv) && !parse_start(start, days, &start_ms)) {
+		fprintf(stderr, "amulet-sim: --start '%s' is not a date like 2026-11-01\n", start);
+		return 2;
+	}
+	if ((listen_path == NULL || state_dir == NULL) && !dump_csv) {
 		fprintf(stderr, "amulet-sim: --listen PATH and --state DIR are required\nTry 'amulet-sim --help'.\n");
 		return 2;
 	}
@@ -197,10 +270,34 @@ main(int argc, char **argv)
 		return 2;
 	}
 
+	if (dump_csv) {
+		Generated generated = {0};
+		amu_simdata_generate(profile_kind, (guint64)seed, start_ms, (guint)days, generated_cb, &generated);
+		return 0;
+	}
+
 	peripheral = amu_peripheral_new(state_dir, profile_kind, &error);
 	if (peripheral == NULL) {
 		fprintf(stderr, "amulet-sim: %s\n", error->message);
 		return 1;
+	}
+	amu_peripheral_set_clock_offset(peripheral, clock_offset);
+	if (days > 0) {
+		AmuDeviceLog *log = amu_peripheral_get_log(peripheral);
+		if (amu_device_log_get_end_seq(log) == 0) {
+			Generated generated = {.log = log};
+			amu_simdata_generate(profile_kind, (guint64)seed, start_ms, (guint)days, generated_cb, &generated);
+			if (generated.error != NULL) {
+				fprintf(stderr, "amulet-sim: logging telemetry: %s\n", generated.error->message);
+				g_error_free(generated.error);
+				return 1;
+			}
+			printf("logged %" G_GUINT64_FORMAT " samples over %" G_GINT64_FORMAT " day%s (seed %" G_GINT64_FORMAT ")\n",
+			       generated.count, days, days == 1 ? "" : "s", seed);
+		} else {
+			printf("the log already holds samples up to %" G_GUINT64_FORMAT "; --days adds nothing\n",
+			       amu_device_log_get_end_seq(log));
+		}
 	}
 	sim.peripheral = peripheral;
 	sim.confirm = confirm != NULL ? confirm : (char *)"yes";

@@ -9,23 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Exit codes, documented in amulet(1). */
-enum {
-	EXIT_OK = 0,
-	EXIT_FAILED = 1,
-	EXIT_USAGE = 2,
-	EXIT_REJECTED = 3,
-	EXIT_SECURITY = 4,
-	EXIT_REFUSED = 5,
-	EXIT_NOT_FOUND = 6,
-	EXIT_LINK = 7,
-};
-
-typedef struct {
-	char *data_dir;
-	gboolean json;
-	AmuContext *context;
-} Cli;
+#include "amulet-cli.h"
 
 static const char *usage_text =
 	"Usage: amulet [--data-dir DIR] [--json] COMMAND [ARGS...]\n"
@@ -36,6 +20,10 @@ static const char *usage_text =
 	"  info NAME                             show a device's fingerprint and disclosure\n"
 	"  ping NAME [--count N] [--size BYTES]  reconnect and exchange encrypted pings\n"
 	"  unpair NAME                           forget a device on this host\n"
+	"  sync NAME|--all                       fetch new telemetry from devices\n"
+	"  data NAME [--category C] [--from T] [--to T] [--summary] [--csv]\n"
+	"                                        show stored telemetry\n"
+	"  data prune [--dry-run]                delete data past its retention period\n"
 	"  version                               print the version\n"
 	"\n"
 	"Options:\n"
@@ -48,8 +36,8 @@ static const char *usage_text =
 
 /* ---------------------------------------------------------------- output */
 
-static void
-json_string(GString *out, const char *s)
+void
+cli_json_string(GString *out, const char *s)
 {
 	g_string_append_c(out, '"');
 	for (const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""); *p != '\0'; p++) {
@@ -63,8 +51,8 @@ json_string(GString *out, const char *s)
 	g_string_append_c(out, '"');
 }
 
-static int
-exit_code_for(const GError *error)
+int
+cli_exit_code_for(const GError *error)
 {
 	if (error->domain != AMU_ERROR)
 		return EXIT_FAILED;
@@ -108,19 +96,19 @@ exit_code_for(const GError *error)
 
 /* Prints the error (as JSON on stdout with --json, always on stderr) and
  * returns the exit code. */
-static int
-report_error(Cli *cli, const char *command, const GError *error)
+int
+cli_report_error(Cli *cli, const char *command, const GError *error)
 {
 	fprintf(stderr, "amulet %s: %s\n", command, error->message);
 	if (cli->json) {
 		g_autoptr(GString) out = g_string_new("{\"error\":{\"code\":");
-		json_string(out, error->domain == AMU_ERROR ? amu_error_to_string(error->code) : "failed");
+		cli_json_string(out, error->domain == AMU_ERROR ? amu_error_to_string(error->code) : "failed");
 		g_string_append(out, ",\"message\":");
-		json_string(out, error->message);
+		cli_json_string(out, error->message);
 		g_string_append(out, "}}\n");
 		fputs(out->str, stdout);
 	}
-	return exit_code_for(error);
+	return cli_exit_code_for(error);
 }
 
 static void
@@ -130,69 +118,81 @@ device_json(GString *out, AmuDevice *device)
 	AmuDisclosure *disclosure = amu_device_get_disclosure(device);
 
 	g_string_append(out, "{\"name\":");
-	json_string(out, amu_device_get_name(device));
+	cli_json_string(out, amu_device_get_name(device));
 	g_string_append(out, ",\"id\":");
-	json_string(out, amu_device_get_id(device));
+	cli_json_string(out, amu_device_get_id(device));
 	g_string_append(out, ",\"address\":");
-	json_string(out, amu_device_get_address(device));
+	cli_json_string(out, amu_device_get_address(device));
 	g_string_append(out, ",\"profile\":");
-	json_string(out, amu_device_get_profile(device));
+	cli_json_string(out, amu_device_get_profile(device));
 	g_string_append_printf(out, ",\"has_display\":%s,\"paired_time\":%" G_GINT64_FORMAT ",\"fingerprint\":",
 			       amu_device_has_display(device) ? "true" : "false", amu_device_get_paired_time(device));
-	json_string(out, fingerprint);
+	cli_json_string(out, fingerprint);
 	if (disclosure != NULL) {
 		g_autofree char *digest = amu_disclosure_get_privacy_policy_digest(disclosure);
 		g_string_append(out, ",\"disclosure\":{\"maker\":");
-		json_string(out, amu_disclosure_get_maker(disclosure));
+		cli_json_string(out, amu_disclosure_get_maker(disclosure));
 		g_string_append(out, ",\"model\":");
-		json_string(out, amu_disclosure_get_model(disclosure));
+		cli_json_string(out, amu_disclosure_get_model(disclosure));
 		g_string_append(out, ",\"firmware_version\":");
-		json_string(out, amu_disclosure_get_firmware_version(disclosure));
+		cli_json_string(out, amu_disclosure_get_firmware_version(disclosure));
 		g_string_append(out, ",\"categories\":[");
 		for (guint i = 0; i < amu_disclosure_get_n_categories(disclosure); i++) {
 			const char *purpose = NULL;
 			const char *name = amu_disclosure_get_category(disclosure, i, &purpose);
 			g_string_append(out, i > 0 ? ",{\"name\":" : "{\"name\":");
-			json_string(out, name);
+			cli_json_string(out, name);
 			g_string_append(out, ",\"purpose\":");
-			json_string(out, purpose);
+			cli_json_string(out, purpose);
 			g_string_append_c(out, '}');
 		}
 		g_string_append(out, "],\"retention\":");
-		json_string(out, amu_disclosure_get_retention(disclosure));
+		cli_json_string(out, amu_disclosure_get_retention(disclosure));
 		g_string_append(out, ",\"support_end_date\":");
-		json_string(out, amu_disclosure_get_support_end_date(disclosure));
+		cli_json_string(out, amu_disclosure_get_support_end_date(disclosure));
 		g_string_append(out, ",\"update_policy\":");
-		json_string(out, amu_disclosure_get_update_policy(disclosure));
+		cli_json_string(out, amu_disclosure_get_update_policy(disclosure));
 		g_string_append(out, ",\"offline_behaviour\":");
-		json_string(out, amu_disclosure_get_offline_behaviour(disclosure));
+		cli_json_string(out, amu_disclosure_get_offline_behaviour(disclosure));
 		g_string_append(out, ",\"privacy_policy_version\":");
-		json_string(out, amu_disclosure_get_privacy_policy_version(disclosure));
+		cli_json_string(out, amu_disclosure_get_privacy_policy_version(disclosure));
 		g_string_append(out, ",\"privacy_policy_sha256\":");
-		json_string(out, digest);
+		cli_json_string(out, digest);
 		g_string_append_c(out, '}');
 	}
 	g_string_append_c(out, '}');
 }
 
-static gboolean
-open_context(Cli *cli, const char *command, int *exit_code)
+gboolean
+cli_open_context(Cli *cli, const char *command, int *exit_code)
 {
 	g_autoptr(GError) error = NULL;
 
 	cli->context = amu_context_new(cli->data_dir, &error);
 	if (cli->context == NULL) {
-		*exit_code = report_error(cli, command, error);
+		*exit_code = cli_report_error(cli, command, error);
 		return FALSE;
 	}
 	return TRUE;
 }
 
-static int
-usage_error(const char *command, const char *message)
+int
+cli_usage_error(const char *command, const char *message)
 {
 	fprintf(stderr, "amulet %s: %s\nTry 'amulet --help'.\n", command, message);
 	return EXIT_USAGE;
+}
+
+void
+cli_notify_policy_change(AmuSession *session)
+{
+	AmuDevice *device = amu_session_get_device(session);
+	const char *old_policy = NULL, *new_policy = NULL;
+
+	if (amu_session_get_policy_changed(session, &old_policy, &new_policy))
+		fprintf(stderr, "Notice: %s's privacy policy changed from version %s to %s since pairing: "
+				"review it ('amulet info %s').\n",
+			amu_device_get_name(device), old_policy, new_policy, amu_device_get_name(device));
 }
 
 /* ---------------------------------------------------------------- pair */
@@ -275,10 +275,10 @@ cmd_pair(Cli *cli, int argc, char **argv)
 
 	g_option_context_add_main_entries(options, entries, NULL);
 	if (!g_option_context_parse(options, &argc, &argv, &error))
-		return usage_error("pair", error->message);
+		return cli_usage_error("pair", error->message);
 	if (argc != 2)
-		return usage_error("pair", "give the device's address, e.g. sim:/tmp/band.sock");
-	if (!open_context(cli, "pair", &exit_code))
+		return cli_usage_error("pair", "give the device's address, e.g. sim:/tmp/band.sock");
+	if (!cli_open_context(cli, "pair", &exit_code))
 		return exit_code;
 	prompt.yes = yes;
 	device = amu_context_pair(cli->context, argv[1], name, pair_confirm_cb, &prompt, NULL, &error);
@@ -288,7 +288,7 @@ cmd_pair(Cli *cli, int argc, char **argv)
 	}
 	g_clear_object(&prompt.request);
 	if (device == NULL)
-		return report_error(cli, "pair", error);
+		return cli_report_error(cli, "pair", error);
 	if (cli->json) {
 		g_autoptr(GString) out = g_string_new(NULL);
 		device_json(out, device);
@@ -309,12 +309,12 @@ cmd_devices(Cli *cli, int argc, char **argv)
 	int exit_code;
 
 	if (argc != 1)
-		return usage_error("devices", "takes no arguments");
-	if (!open_context(cli, "devices", &exit_code))
+		return cli_usage_error("devices", "takes no arguments");
+	if (!cli_open_context(cli, "devices", &exit_code))
 		return exit_code;
 	devices = amu_context_get_devices(cli->context, &error);
 	if (devices == NULL)
-		return report_error(cli, "devices", error);
+		return cli_report_error(cli, "devices", error);
 	if (cli->json) {
 		g_autoptr(GString) out = g_string_new("[");
 		for (guint i = 0; i < devices->len; i++) {
@@ -335,17 +335,17 @@ cmd_devices(Cli *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
-static AmuDevice *
-find_device(Cli *cli, const char *command, const char *name, int *exit_code)
+AmuDevice *
+cli_find_device(Cli *cli, const char *command, const char *name, int *exit_code)
 {
 	g_autoptr(GError) error = NULL;
 	AmuDevice *device;
 
-	if (!open_context(cli, command, exit_code))
+	if (!cli_open_context(cli, command, exit_code))
 		return NULL;
 	device = amu_context_find_device(cli->context, name, &error);
 	if (device == NULL)
-		*exit_code = report_error(cli, command, error);
+		*exit_code = cli_report_error(cli, command, error);
 	return device;
 }
 
@@ -357,8 +357,8 @@ cmd_info(Cli *cli, int argc, char **argv)
 	int exit_code = EXIT_OK;
 
 	if (argc != 2)
-		return usage_error("info", "give a device name");
-	device = find_device(cli, "info", argv[1], &exit_code);
+		return cli_usage_error("info", "give a device name");
+	device = cli_find_device(cli, "info", argv[1], &exit_code);
 	if (device == NULL)
 		return exit_code;
 	if (cli->json) {
@@ -394,12 +394,12 @@ cmd_unpair(Cli *cli, int argc, char **argv)
 	int exit_code = EXIT_OK;
 
 	if (argc != 2)
-		return usage_error("unpair", "give a device name");
-	device = find_device(cli, "unpair", argv[1], &exit_code);
+		return cli_usage_error("unpair", "give a device name");
+	device = cli_find_device(cli, "unpair", argv[1], &exit_code);
 	if (device == NULL)
 		return exit_code;
 	if (!amu_context_remove_device(cli->context, device, &error))
-		return report_error(cli, "unpair", error);
+		return cli_report_error(cli, "unpair", error);
 	if (cli->json)
 		printf("{\"unpaired\":true,\"name\":\"%s\"}\n", amu_device_get_name(device));
 	else
@@ -427,25 +427,23 @@ cmd_ping(Cli *cli, int argc, char **argv)
 
 	g_option_context_add_main_entries(options, entries, NULL);
 	if (!g_option_context_parse(options, &argc, &argv, &error))
-		return usage_error("ping", error->message);
+		return cli_usage_error("ping", error->message);
 	if (argc != 2)
-		return usage_error("ping", "give a device name");
+		return cli_usage_error("ping", "give a device name");
 	if (count < 1 || size < 0 || size > 60000)
-		return usage_error("ping", "--count must be at least 1 and --size 0..60000");
-	device = find_device(cli, "ping", argv[1], &exit_code);
+		return cli_usage_error("ping", "--count must be at least 1 and --size 0..60000");
+	device = cli_find_device(cli, "ping", argv[1], &exit_code);
 	if (device == NULL)
 		return exit_code;
 	session = amu_device_connect(device, NULL, &error);
 	if (session == NULL)
-		return report_error(cli, "ping", error);
-	if (amu_session_get_policy_changed(session, &old_policy, &new_policy))
-		fprintf(stderr, "Notice: %s's privacy policy changed from version %s to %s since pairing: "
-				"review it ('amulet info %s').\n",
-			amu_device_get_name(device), old_policy, new_policy, amu_device_get_name(device));
+		return cli_report_error(cli, "ping", error);
+	cli_notify_policy_change(session);
+	amu_session_get_policy_changed(session, &old_policy, &new_policy);
 	start = g_get_monotonic_time();
 	for (gint i = 0; i < count; i++) {
 		if (!amu_session_ping(session, (gsize)size, NULL, &error))
-			return report_error(cli, "ping", error);
+			return cli_report_error(cli, "ping", error);
 	}
 	if (cli->json)
 		printf("{\"name\":\"%s\",\"pings\":%d,\"size\":%d,\"elapsed_us\":%" G_GINT64_FORMAT
@@ -469,7 +467,8 @@ main(int argc, char **argv)
 		int (*func)(Cli *cli, int argc, char **argv);
 	} commands[] = {
 		{"pair", cmd_pair}, {"devices", cmd_devices}, {"info", cmd_info},
-		{"unpair", cmd_unpair}, {"ping", cmd_ping},
+		{"unpair", cmd_unpair}, {"ping", cmd_ping}, {"sync", cli_cmd_sync},
+		{"data", cli_cmd_data},
 	};
 	Cli cli = {0};
 	int i, exit_code = EXIT_USAGE;

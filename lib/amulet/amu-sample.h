@@ -7,6 +7,7 @@
 
 #include <glib.h>
 #include <amulet/amu-export.h>
+#include <amulet/amu-types.h>
 
 G_BEGIN_DECLS
 
@@ -101,5 +102,62 @@ AMU_EXPORT gboolean amu_category_get_value_range(AmuCategory category, guint ind
 						 gint32 *max);
 AMU_EXPORT const char *amu_category_get_unit(AmuCategory category, guint index);
 AMU_EXPORT guint amu_category_get_default_retention_days(AmuCategory category);
+
+/**
+ * AmuSampleIter:
+ *
+ * Walks stored samples in order of category, then time. Free with
+ * amu_sample_iter_free().
+ *
+ * Since: 0.1
+ */
+typedef struct _AmuSampleIter AmuSampleIter;
+
+AMU_EXPORT AmuSampleIter *amu_device_query_samples(AmuDevice *device, AmuCategory category, gint64 from_ms,
+						   gint64 to_ms, GError **error);
+AMU_EXPORT gboolean amu_sample_iter_next(AmuSampleIter *iter, AmuSample *sample, GError **error);
+AMU_EXPORT void amu_sample_iter_free(AmuSampleIter *iter);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuSampleIter, amu_sample_iter_free)
+
+/**
+ * AmuDaySummary:
+ * @day_start_ms: midnight that starts the day, in the time zone asked for
+ * @resting_heart_rate: the 5th percentile of the day's heart rate in bpm, or
+ *   -1 without heart-rate samples
+ * @steps: steps counted during the day
+ * @sleep_minutes: time asleep (any stage but awake) in the night that ends
+ *   this day: epochs from noon the day before to noon
+ * @n_samples: samples of any category during the day
+ *
+ * Since: 0.1
+ */
+typedef struct {
+	gint64 day_start_ms;
+	gint resting_heart_rate;
+	gint64 steps;
+	gint sleep_minutes;
+	guint64 n_samples;
+} AmuDaySummary;
+
+AMU_EXPORT GArray *amu_device_get_day_summaries(AmuDevice *device, gint64 from_ms, gint64 to_ms,
+						GTimeZone *time_zone, GError **error);
+
+/**
+ * AmuSyncState:
+ * @next_seq: the device log's next sequence number this host needs
+ * @last_sync_ms: when a batch was last stored, 0 if never
+ * @n_samples: samples stored for the device, per category (index by #AmuCategory)
+ *
+ * Since: 0.1
+ */
+typedef struct {
+	guint64 next_seq;
+	gint64 last_sync_ms;
+	guint64 n_samples[AMU_CATEGORY_LAST + 1];
+} AmuSyncState;
+
+AMU_EXPORT gboolean amu_device_get_sync_state(AmuDevice *device, AmuSyncState *state, GError **error);
+AMU_EXPORT gboolean amu_context_prune(AmuContext *self, gint64 now_ms, gboolean dry_run, guint64 *removed,
+				      GError **error);
 
 G_END_DECLS

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <amulet/amulet.h>
+#include <glib.h>
+
+/* What the commands of amulet(1) share; each group of commands has a file. */
+
+/* Exit codes, documented in amulet(1). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,
+	EXIT_USAGE = 2,
+	EXIT_REJECTED = 3,
+	EXIT_SECURITY = 4,
+	EXIT_REFUSED = 5,
+	EXIT_NOT_FOUND = 6,
+	EXIT_LINK = 7,
+};
+
+typedef struct {
+	char *data_dir;
+	gboolean json;
+	AmuContext *context;
+} Cli;
+
+void cli_json_string(GString *out, const char *s);
+int cli_exit_code_for(const GError *error);
+/* prints the error (as JSON on stdout with --json, always on stderr) and returns the exit code */
+int cli_report_error(Cli *cli, const char *command, const GError *error);
+int cli_usage_error(const char *command, const char *message);
+gboolean cli_open_context(Cli *cli, const char *command, int *exit_code);
+AmuDevice *cli_find_device(Cli *cli, const char *command, const char *name, int *exit_code);
+void cli_notify_policy_change(AmuSession *session);
+
+/* amulet-telemetry.c */
+int cli_cmd_sync(Cli *cli, int argc, char **argv);
+int cli_cmd_data(Cli *cli, int argc, char **argv);
