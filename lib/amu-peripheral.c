@@ -32,6 +32,8 @@ struct AmuPeripheral {
 	gboolean pairing_mode;
 	AmuPeripheralFaults faults;
 	uint64_t drop_after;
+	unsigned int drop_at_ack; /* fault: the nth sync ack closes the link unheeded */
+	unsigned int acks_seen;
 	uint64_t rate_bps;
 	unsigned int latency_ms;
 	uint64_t lockout_base_ms;
@@ -193,6 +195,12 @@ void
 amu_peripheral_set_faults(AmuPeripheral *peripheral, AmuPeripheralFaults faults)
 {
 	peripheral->faults = faults;
+}
+
+void
+amu_peripheral_set_drop_at_ack(AmuPeripheral *peripheral, unsigned int ack)
+{
+	peripheral->drop_at_ack = ack;
 }
 
 void
@@ -410,6 +418,15 @@ handle_sync(PeripheralConn *conn, const Amulet__V1__Message *message)
 	g_autoptr(GError) error = NULL;
 	gboolean request = message->body_case == AMULET__V1__MESSAGE__BODY_SYNC_REQUEST;
 
+	if (!request && peripheral->drop_at_ack > 0 && ++peripheral->acks_seen == peripheral->drop_at_ack) {
+		/* the host stored the batch, but the device never hears so */
+		error = g_error_new(AMU_ERROR, AMU_ERROR_DISCONNECTED, "fault: dropped the link on sync ack %u unheeded",
+				    peripheral->acks_seen);
+		plog(peripheral, "%s", error->message);
+		amu_connection_close(conn->connection);
+		amu_channel_abort(conn->channel, error);
+		return;
+	}
 	if (conn->sync == NULL)
 		conn->sync = amu_sync_sender_new(peripheral->log, sync_send_cb, conn);
 	if (request)

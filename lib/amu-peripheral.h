@@ -43,6 +43,8 @@ void amu_peripheral_confirm(AmuPeripheral *peripheral, unsigned int request, gbo
 void amu_peripheral_set_pairing_mode(AmuPeripheral *peripheral, gboolean open);
 void amu_peripheral_set_policy_version(AmuPeripheral *peripheral, const char *version);
 void amu_peripheral_set_faults(AmuPeripheral *peripheral, AmuPeripheralFaults faults);
+/* fault: close the link when the @ack-th sync ack arrives, before acting on it */
+void amu_peripheral_set_drop_at_ack(AmuPeripheral *peripheral, unsigned int ack);
 void amu_peripheral_set_drop_after(AmuPeripheral *peripheral, uint64_t datagrams);
 void amu_peripheral_set_shaping(AmuPeripheral *peripheral, uint64_t rate_bps, unsigned int latency_ms);
 void amu_peripheral_set_lockout_base(AmuPeripheral *peripheral, uint64_t base_ms);

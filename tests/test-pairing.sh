@@ -3,51 +3,8 @@
 # (device), including a man in the middle, replayed, altered and dropped
 # records, and the lockout that survives a simulator restart.
 set -u
-b="${top_builddir:-.}/tools"
-work=$(mktemp -d /tmp/amu-pair.XXXXXX)
-pids=""
-failures=0
-passes=0
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-ok() { passes=$((passes + 1)); echo "PASS: $*"; }
-bad() { failures=$((failures + 1)); echo "FAIL: $*"; }
-
-# start_sim NAME [OPTIONS...]: a simulator on $work/NAME.sock with state in $work/NAME.state
-start_sim() {
-	name=$1
-	shift
-	"$b/amulet-sim" --listen "$work/$name.sock" --state "$work/$name.state" "$@" >"$work/$name.log" 2>&1 &
-	pid=$!
-	pids="$pids $pid"
-	eval "sim_$name=$pid"
-	for _ in $(seq 50); do
-		[ -S "$work/$name.sock" ] && grep -q listening "$work/$name.log" && return 0
-		sleep 0.1
-	done
-	echo "simulator $name did not start:"; cat "$work/$name.log"; exit 1
-}
-stop_sim() {
-	eval "pid=\$sim_$1"
-	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-}
-host() { # host DIR ARGS...: run amulet with a data dir, 30 s at most
-	dir=$1
-	shift
-	timeout 30 "$b/amulet" --data-dir "$work/$dir" "$@"
-}
-expect_rc() { # expect_rc WANT GOT WHAT
-	if [ "$2" = "$1" ]; then ok "$3 (exit $2)"; else bad "$3: exit $2, expected $1"; fi
-}
-expect_grep() { # expect_grep PATTERN FILE WHAT
-	if grep -q -- "$1" "$2"; then ok "$3"; else bad "$3: '$1' not in $2:"; sed 's/^/    /' "$2"; fi
-}
+work_prefix=amu-pair
+. "${top_srcdir:-.}/tests/sim-helpers.sh"
 
 # ---- pair: both sides show the same six digits; the bond is stored
 start_sim band
@@ -150,5 +107,4 @@ expect_rc 5 $? "the host itself backs off after 3 failures"
 expect_grep "this host waits" "$work/hostlock.out" "the host says it backs off"
 stop_sim lock2
 
-echo "$passes passed, $failures failed"
-[ "$failures" = 0 ]
+finish

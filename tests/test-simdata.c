@@ -209,9 +209,9 @@ digest_of(AmuPeripheralProfile profile, guint64 seed, gint64 start_ms, guint day
 }
 
 static const AmuPeripheralProfile all_profiles[] = {
-    AMU_PERIPHERAL_PROFILE_BAND,
-    AMU_PERIPHERAL_PROFILE_WATCH,
-    AMU_PERIPHERAL_PROFILE_TOY,
+	AMU_PERIPHERAL_PROFILE_BAND,
+	AMU_PERIPHERAL_PROFILE_WATCH,
+	AMU_PERIPHERAL_PROFILE_TOY,
 };
 
 static void
@@ -241,7 +241,8 @@ test_different_seed_differs(void)
 }
 
 /* Pinned digests: the same arguments must give the same bytes on every
- * machine and compiler. A deliberate change to the generator updates these. */
+ * machine and compiler (gcc and clang once disagreed on the order of two
+ * draws in one call). A deliberate change to the generator updates these. */
 static void
 test_known_answer(void)
 {
@@ -249,9 +250,9 @@ test_known_answer(void)
 	g_autofree char *watch = digest_of(AMU_PERIPHERAL_PROFILE_WATCH, 1, START_MS, 1);
 	g_autofree char *toy = digest_of(AMU_PERIPHERAL_PROFILE_TOY, 1, START_MS, 1);
 
-	CU_ASSERT_STRING_EQUAL(band, "BAND_DIGEST");
-	CU_ASSERT_STRING_EQUAL(watch, "WATCH_DIGEST");
-	CU_ASSERT_STRING_EQUAL(toy, "TOY_DIGEST");
+	CU_ASSERT_STRING_EQUAL(band, "89be27abd25bb590e43c8a311d430f2c9fd0033c79fa668fde10f738464ee8a3");
+	CU_ASSERT_STRING_EQUAL(watch, "b473c6fcd7f3ff9681730842946f57c56697af2ec9014302360a244dd3b8c603");
+	CU_ASSERT_STRING_EQUAL(toy, "7a80431bd278e64a99f420333fa179ac17681b0e7f4378b0ab17b9280783829d");
 }
 
 static void

@@ -101,11 +101,16 @@ rng_chance(Rng *rng, gint32 per_mille)
 	return rng_range(rng, 0, 999) < per_mille;
 }
 
-/* triangular in [-spread, spread]: sensor noise clusters around zero */
+/* triangular in [-spread, spread]: sensor noise clusters around zero.
+ * C leaves the order of two calls in one expression to the compiler, so
+ * every draw is its own statement, here and throughout. */
 static gint32
 rng_noise(Rng *rng, gint32 spread)
 {
-	return (rng_range(rng, -spread, spread) + rng_range(rng, -spread, spread)) / 2;
+	gint32 a = rng_range(rng, -spread, spread);
+	gint32 b = rng_range(rng, -spread, spread);
+
+	return (a + b) / 2;
 }
 
 /* Bhaskara I's approximation (error below 0.002), in Q14: good enough to
@@ -837,8 +842,10 @@ emit_toy_events(Generator *gen)
 	n_bursts = rng_range(&rng, 1, 4);
 	for (gint32 i = 0; i < n_bursts; i++)
 		centres[i] = rng_range(&rng, window_start, window_end - 2700);
-	for (gint32 i = 0; i < n; i++)
-		times[i] = centres[rng_range(&rng, 0, n_bursts - 1)] + rng_range(&rng, 0, 2700);
+	for (gint32 i = 0; i < n; i++) {
+		gint32 burst = rng_range(&rng, 0, n_bursts - 1);
+		times[i] = centres[burst] + rng_range(&rng, 0, 2700);
+	}
 	qsort(times, (size_t)n, sizeof(times[0]), compare_int);
 	for (gint32 i = 1; i < n; i++)
 		times[i] = MAX(times[i], times[i - 1] + 1);
@@ -846,19 +853,28 @@ emit_toy_events(Generator *gen)
 	for (gint32 i = 0; i < n; i++) {
 		gint64 offset_ms = (gint64)times[i] * 1000 + rng_range(&rng, 0, 999);
 		gint32 r = rng_range(&rng, 0, 99);
+		AmuToyEventKind kind;
+		gint32 duration_ms;
+		gint32 item;
 
-		if (r < 45)
-			gen_push(gen, AMU_CATEGORY_TOY_EVENT, offset_ms, AMU_TOY_EVENT_BUTTON, 0,
-				 rng_range(&rng, 1, 4));
-		else if (r < 65)
-			gen_push(gen, AMU_CATEGORY_TOY_EVENT, offset_ms, AMU_TOY_EVENT_VOICE_CLIP,
-				 rng_range(&rng, 500, 30000), ++gen->state.clip_number);
-		else if (r < 85)
-			gen_push(gen, AMU_CATEGORY_TOY_EVENT, offset_ms, AMU_TOY_EVENT_PLAY_SESSION,
-				 rng_range(&rng, 3, 40) * 60000, rng_range(&rng, 1, 12));
-		else
-			gen_push(gen, AMU_CATEGORY_TOY_EVENT, offset_ms, AMU_TOY_EVENT_STORY,
-				 rng_range(&rng, 2 * 60, 12 * 60) * 1000, rng_range(&rng, 1, 60));
+		if (r < 45) {
+			kind = AMU_TOY_EVENT_BUTTON;
+			duration_ms = 0;
+			item = rng_range(&rng, 1, 4); /* which button */
+		} else if (r < 65) {
+			kind = AMU_TOY_EVENT_VOICE_CLIP;
+			duration_ms = rng_range(&rng, 500, 30000);
+			item = ++gen->state.clip_number;
+		} else if (r < 85) {
+			kind = AMU_TOY_EVENT_PLAY_SESSION;
+			duration_ms = rng_range(&rng, 3, 40) * 60000;
+			item = rng_range(&rng, 1, 12); /* which game */
+		} else {
+			kind = AMU_TOY_EVENT_STORY;
+			duration_ms = rng_range(&rng, 2 * 60, 12 * 60) * 1000;
+			item = rng_range(&rng, 1, 60);
+		}
+		gen_push(gen, AMU_CATEGORY_TOY_EVENT, offset_ms, kind, duration_ms, item);
 	}
 	gen_flush(gen);
 }

@@ -32,11 +32,17 @@ G_BEGIN_DECLS
 
 #define AMU_SIMDATA_CHUNK 4096
 
-typedef void (*AmuSimdataFunc)(AmuCategory category, const AmuSample *samples, size_t n,
+typedef void (*AmuSimdataFunc)(AmuCategory category,
+			       const AmuSample *samples,
+			       size_t n,
 			       void *user_data);
 
-void amu_simdata_generate(AmuPeripheralProfile profile, guint64 seed, gint64 start_ms, guint days,
-			  AmuSimdataFunc func, void *user_data);
+void amu_simdata_generate(AmuPeripheralProfile profile,
+			  guint64 seed,
+			  gint64 start_ms,
+			  guint days,
+			  AmuSimdataFunc func,
+			  void *user_data);
 /* how many samples amu_simdata_generate() would deliver for the same arguments */
 guint64 amu_simdata_count(AmuPeripheralProfile profile, guint64 seed, gint64 start_ms, guint days);
 

@@ -188,7 +188,7 @@ main(int argc, char **argv)
 	g_autofree char *confirm = NULL;
 	g_autofree char *policy_version = NULL;
 	g_autofree char *mitm = NULL;
-	gint mtu = AMU_LINK_MTU_DEFAULT, latency = 0;
+	gint mtu = AMU_LINK_MTU_DEFAULT, latency = 0, drop_at_ack = 0;
 	gint64 link_rate = 0, drop_after = 0, lockout_base_ms = 0;
 	gboolean replay = FALSE, tamper = FALSE, pairing_mode = FALSE, version = FALSE, dump_csv = FALSE;
 	gint64 days = 0, seed = 1, clock_offset = 0;
@@ -213,6 +213,7 @@ main(int argc, char **argv)
 		{"start", 0, 0, G_OPTION_ARG_STRING, &start, "first day of the generated telemetry, UTC (default: N days ago)", "YYYY-MM-DD"},
 		{"clock-offset", 0, 0, G_OPTION_ARG_INT64, &clock_offset, "the device's clock runs this far ahead (negative: behind)", "MS"},
 		{"dump-csv", 0, 0, G_OPTION_ARG_NONE, &dump_csv, "print the telemetry --days/--seed/--start generate as CSV, and exit", NULL},
+		{"drop-at-ack", 0, 0, G_OPTION_ARG_INT, &drop_at_ack, "hostile: drop the link when sync ack N arrives, unheeded", "N"},
 		{"version", 0, 0, G_OPTION_ARG_NONE, &version, "print the version", NULL},
 		{NULL},
 	};
@@ -265,7 +266,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "amulet-sim: --mtu %d is outside 23..517\n", mtu);
 		return 2;
 	}
-	if (link_rate < 0 || latency < 0 || drop_after < 0 || lockout_base_ms < 0) {
+	if (link_rate < 0 || latency < 0 || drop_after < 0 || lockout_base_ms < 0 || drop_at_ack < 0) {
 		fprintf(stderr, "amulet-sim: --link-rate, --latency, --drop-after and --lockout-base take positive numbers\n");
 		return 2;
 	}
@@ -324,6 +325,7 @@ main(int argc, char **argv)
 	amu_peripheral_set_faults(peripheral, (replay ? AMU_PERIPHERAL_FAULT_REPLAY : 0) |
 						      (tamper ? AMU_PERIPHERAL_FAULT_TAMPER : 0));
 	amu_peripheral_set_drop_after(peripheral, (uint64_t)drop_after);
+	amu_peripheral_set_drop_at_ack(peripheral, (unsigned int)drop_at_ack);
 	amu_peripheral_set_shaping(peripheral, (uint64_t)link_rate, (unsigned int)latency);
 	if (!amu_peripheral_listen(peripheral, listen_path, (uint16_t)mtu, &error)) {
 		fprintf(stderr, "amulet-sim: %s\n", error->message);
