@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include "amu-private.h"
+#include "amu-text.h"
 
 /**
  * AmuDisclosure:
@@ -52,6 +53,8 @@ amu_disclosure_new_from_bytes(GBytes *packed)
 
 	if (message == NULL)
 		return NULL;
+	/* what the device wrote reaches terminals: make it printable */
+	amu_text_sanitize_message(&message->base);
 	self = g_object_new(AMU_TYPE_DISCLOSURE, NULL);
 	self->packed = g_bytes_ref(packed);
 	self->message = message;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "amu-private.h"
+#include "amu-text.h"
 
 /**
  * AmuPairingRequest:
@@ -58,7 +59,7 @@ amu_pairing_request_new(AmuChannel *channel)
 	self->channel = amu_channel_ref(channel);
 	self->code = (guint)amu_channel_get_code(channel);
 	self->weak = !hello->has_display;
-	self->model = g_strdup(hello->model);
+	self->model = amu_text_printable(hello->model);
 	self->profile = g_strdup(amu_profile_to_string(hello->profile));
 	if (amu_channel_get_remote_static(channel, key))
 		self->fingerprint = amu_fingerprint_from_key(key);

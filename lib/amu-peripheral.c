@@ -29,6 +29,7 @@ struct AmuPeripheral {
 	uint8_t device_id[AMU_CHANNEL_DEVICE_ID_BYTES];
 	char *device_id_hex;
 	char *policy_version;
+	char *model; /* NULL: the profile's */
 	gboolean pairing_mode;
 	AmuPeripheralFaults faults;
 	uint64_t drop_after;
@@ -161,6 +162,7 @@ amu_peripheral_free(AmuPeripheral *peripheral)
 	sodium_free(peripheral->static_secret);
 	g_free(peripheral->device_id_hex);
 	g_free(peripheral->policy_version);
+	g_free(peripheral->model);
 	g_free(peripheral);
 }
 
@@ -195,6 +197,13 @@ void
 amu_peripheral_set_faults(AmuPeripheral *peripheral, AmuPeripheralFaults faults)
 {
 	peripheral->faults = faults;
+}
+
+void
+amu_peripheral_set_model(AmuPeripheral *peripheral, const char *model)
+{
+	g_free(peripheral->model);
+	peripheral->model = g_strdup(model);
 }
 
 void
@@ -296,7 +305,8 @@ fill_disclosure(AmuPeripheral *peripheral, Amulet__V1__Disclosure *disclosure,
 		n++;
 	}
 	disclosure->maker = (char *)"Amulet Simulated Devices";
-	disclosure->model = (char *)(peripheral->profile == AMU_PERIPHERAL_PROFILE_TOY     ? "Sim Toy T1"
+	disclosure->model = peripheral->model != NULL ? peripheral->model
+			    : (char *)(peripheral->profile == AMU_PERIPHERAL_PROFILE_TOY     ? "Sim Toy T1"
 				     : peripheral->profile == AMU_PERIPHERAL_PROFILE_WATCH ? "Sim Watch W1"
 											   : "Sim Band B1");
 	disclosure->firmware_version = (char *)"1.0.0";

@@ -41,6 +41,8 @@ void amu_peripheral_set_log_func(AmuPeripheral *peripheral, AmuPeripheralLogFunc
 void amu_peripheral_confirm(AmuPeripheral *peripheral, unsigned int request, gboolean accepted);
 /* the owner opened pairing (a long press on a real device) */
 void amu_peripheral_set_pairing_mode(AmuPeripheral *peripheral, gboolean open);
+/* the model name disclosed, instead of the profile's */
+void amu_peripheral_set_model(AmuPeripheral *peripheral, const char *model);
 void amu_peripheral_set_policy_version(AmuPeripheral *peripheral, const char *version);
 void amu_peripheral_set_faults(AmuPeripheral *peripheral, AmuPeripheralFaults faults);
 /* fault: close the link when the @ack-th sync ack arrives, before acting on it */

@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include "amu-private.h"
+#include "amu-text.h"
 
 /**
  * AmuSession:
@@ -128,7 +129,7 @@ amu_session_new(AmuDevice *device, AmuConnection *connection)
 	if (disclosure != NULL && hello != NULL &&
 	    g_strcmp0(hello->privacy_policy_version, amu_disclosure_get_privacy_policy_version(disclosure)) != 0) {
 		self->old_policy = g_strdup(amu_disclosure_get_privacy_policy_version(disclosure));
-		self->new_policy = g_strdup(hello->privacy_policy_version);
+		self->new_policy = amu_text_printable(hello->privacy_policy_version);
 	}
 	return self;
 }

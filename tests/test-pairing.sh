@@ -87,6 +87,16 @@ expect_rc 7 $? "a dropped link is reported"
 expect_grep '"code":"disconnected"' "$work/drop.json" "drop reports error code disconnected"
 stop_sim fdrop
 
+# ---- a device's text cannot drive the owner's terminal
+start_sim evil --model "$(printf 'Band\033[2J\033]0;owned\007X')" --policy-version "$(printf '1\033[31m')"
+host hevil pair "sim:$work/evil.sock" --name evil --yes >"$work/evil.out" 2>&1
+expect_rc 0 $? "pair with a device whose model name holds escape sequences"
+if grep -q "$(printf '\033')" "$work/evil.out" || grep -q "$(printf '\007')" "$work/evil.out"; then bad "escape bytes reached the terminal"; else ok "no escape byte reaches the terminal"; fi
+expect_grep 'Band?\[2J?\]0;owned?X' "$work/evil.out" "control characters are shown as ?"
+host hevil info evil >"$work/evil-info.out" 2>&1
+if grep -q "$(printf '\033')" "$work/evil-info.out"; then bad "escape bytes in amulet info"; else ok "amulet info shows the stored disclosure without escape bytes"; fi
+stop_sim evil
+
 # ---- lockout: 3 rejected pairings lock the device, across a restart
 start_sim lock --confirm no
 for i in 1 2 3; do

@@ -250,9 +250,12 @@ test_known_answer(void)
 	g_autofree char *watch = digest_of(AMU_PERIPHERAL_PROFILE_WATCH, 1, START_MS, 1);
 	g_autofree char *toy = digest_of(AMU_PERIPHERAL_PROFILE_TOY, 1, START_MS, 1);
 
-	CU_ASSERT_STRING_EQUAL(band, "89be27abd25bb590e43c8a311d430f2c9fd0033c79fa668fde10f738464ee8a3");
-	CU_ASSERT_STRING_EQUAL(watch, "b473c6fcd7f3ff9681730842946f57c56697af2ec9014302360a244dd3b8c603");
-	CU_ASSERT_STRING_EQUAL(toy, "7a80431bd278e64a99f420333fa179ac17681b0e7f4378b0ab17b9280783829d");
+	CU_ASSERT_STRING_EQUAL(band,
+			       "89be27abd25bb590e43c8a311d430f2c9fd0033c79fa668fde10f738464ee8a3");
+	CU_ASSERT_STRING_EQUAL(watch,
+			       "b473c6fcd7f3ff9681730842946f57c56697af2ec9014302360a244dd3b8c603");
+	CU_ASSERT_STRING_EQUAL(toy,
+			       "7a80431bd278e64a99f420333fa179ac17681b0e7f4378b0ab17b9280783829d");
 }
 
 static void
@@ -297,7 +300,9 @@ test_values_in_range_and_ordered(void)
 {
 	for (guint i = 0; i < G_N_ELEMENTS(all_profiles); i++) {
 		for (guint64 seed = 0; seed < 3; seed++) {
-			g_autoptr(Capture) capture = capture_run(all_profiles[i], seed * 1000003, 10);
+			g_autoptr(Capture) capture = NULL;
+
+			capture = capture_run(all_profiles[i], seed * 1000003, 10);
 			assert_promises_kept(capture);
 		}
 	}

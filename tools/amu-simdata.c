@@ -359,8 +359,8 @@ plan_day(const Person *person, guint64 seed, gint64 abs_day, Plan *plan)
 
 	/* on the charger in the evening, once the workout is over */
 	plan->charge_minute = person->charge_minute + rng_range(&rng, -30, 30);
-	if (plan->has_workout &&
-	    overlaps(plan->charge_minute, plan->charge_minute + 90, workout_start_min, workout_end_min))
+	if (plan->has_workout && overlaps(plan->charge_minute, plan->charge_minute + 90,
+					  workout_start_min, workout_end_min))
 		plan->charge_minute = workout_end_min + 15;
 
 	plan->n_toy_events = weekend ? rng_range(&rng, 15, 40) : rng_range(&rng, 5, 30);
@@ -590,8 +590,8 @@ emit_heart_rate(Generator *gen)
 				state->hr_effort_m = CLAMP(state->hr_effort_m, -4000, 4000);
 			}
 			/* effort plus cardiac drift over the session */
-			target = plan->peak_hr * 1000 - 8000 + 6000 * elapsed / plan->workout_len_s +
-				 state->hr_effort_m;
+			target = plan->peak_hr * 1000 - 8000 +
+				 6000 * elapsed / plan->workout_len_s + state->hr_effort_m;
 			target = CLAMP(target, 126000, 176000);
 			tau = 30;
 			spread = 1200;
@@ -788,17 +788,19 @@ emit_battery(Generator *gen)
 		       state->battery_u < 30 * MICRO_PERCENT;
 	for (gint32 m = 0; m < MINUTES_PER_DAY; m++) {
 		gint64 drain = gen->person.drain_u / MINUTES_PER_DAY;
+		gint64 percent = (state->battery_u + MICRO_PERCENT / 2) / MICRO_PERCENT;
 
 		if (m % 15 == 0)
 			gen_push(gen, AMU_CATEGORY_BATTERY, (gint64)m * 60000,
-				 (gint32)CLAMP((state->battery_u + MICRO_PERCENT / 2) / MICRO_PERCENT, 0, 100), 0, 0);
+				 (gint32)CLAMP(percent, 0, 100), 0, 0);
 		if (charge_today && m == MIN(plan->charge_minute, MINUTES_PER_DAY - 1)) {
 			state->charging = TRUE;
 			state->charge_hold = rng_range(&rng, 10, 40);
 			state->charge_rate_u = rng_range(&rng, 1200000, 1600000);
 		}
 		if (state->charging) {
-			state->battery_u = MIN(state->battery_u + state->charge_rate_u, 100 * MICRO_PERCENT);
+			state->battery_u += state->charge_rate_u;
+			state->battery_u = MIN(state->battery_u, 100 * MICRO_PERCENT);
 			if (state->battery_u == 100 * MICRO_PERCENT && --state->charge_hold <= 0)
 				state->charging = FALSE;
 			continue;
