@@ -882,7 +882,6 @@ test_interruptions(void)
 		guint connections;
 
 		/* the same log every time */
-		CU_ASSERT_TRUE(amu_device_log_append(device->log, AMU_CATEGORY_HEART_RATE, NULL, 0, &error));
 		for (guint i = 0; i < reference->len;) {
 			const AmuSample *run = &g_array_index(reference, AmuSample, i);
 			guint n = 1;
@@ -896,6 +895,7 @@ test_interruptions(void)
 		}
 
 		connections = sync_until_done(device, host, cut, &clock_ms, &ack_lost);
+		if (g_getenv("DEBUG_CUTS")) g_printerr("cut %u/%u: %u connections, ack_lost %u\n", cut, total, connections, ack_lost);
 		CU_ASSERT_TRUE(connections > 0);
 		if (connections > 2)
 			repeated++;
@@ -1237,7 +1237,7 @@ test_sender_request_out_of_range(void)
 	Amulet__V1__SyncRequest request;
 	g_autoptr(GError) error = NULL;
 
-	device_append(device, generator, AMU_CATEGORY_HEART_RATE, 2000);
+	device_append(device, generator, AMU_CATEGORY_HEART_RATE, 6000);
 	/* since 50 would also ack 50 samples: a refused request must not */
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		request_message_init(&message, &request, 50, bad[i][0], bad[i][1]);
