@@ -309,7 +309,7 @@ amu_device_log_drop_before(AmuDeviceLog *log, uint64_t seq, GError **error)
 	}
 	if (seq <= log->first_seq)
 		return TRUE;
-	sql = g_strdup_printf("DELETE FROM device_log WHERE first_seq < %" G_GUINT64_FORMAT ";"
+	sql = g_strdup_printf("DELETE FROM device_log WHERE first_seq + count <= %" G_GUINT64_FORMAT ";"
 			      "UPDATE device_log_state SET acked_seq = %" G_GUINT64_FORMAT " WHERE id = 1;",
 			      seq, seq);
 	if (!amu_store_begin(log->store, error))

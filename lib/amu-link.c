@@ -3,6 +3,10 @@
 
 #include "amu-link.h"
 
+/* all links of the process: links live on any thread's main context */
+static uint64_t rx_total_datagrams;
+static uint64_t rx_total_bytes;
+
 void
 amu_link_init(AmuLink *link, const AmuLinkOps *ops, uint16_t att_mtu, const char *description)
 {
@@ -97,7 +101,18 @@ amu_link_emit_rx(AmuLink *link, const uint8_t *buf, size_t len)
 {
 	if (link->closed || link->rx_func == NULL)
 		return;
+	link->n_received++;
+	link->n_bytes_received += len;
+	__atomic_fetch_add(&rx_total_datagrams, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&rx_total_bytes, (uint64_t)len, __ATOMIC_RELAXED);
 	link->rx_func(link, buf, len, link->user_data);
+}
+
+void
+amu_link_get_rx_totals(uint64_t *n_received, uint64_t *n_bytes_received)
+{
+	*n_received = __atomic_load_n(&rx_total_datagrams, __ATOMIC_RELAXED);
+	*n_bytes_received = __atomic_load_n(&rx_total_bytes, __ATOMIC_RELAXED);
 }
 
 /* Closes the link and tells the owner once; the owner may drop its ref. */

@@ -40,6 +40,9 @@ struct AmuLink {
 	uint64_t drop_after;
 	uint64_t n_sent;
 	uint64_t n_bytes_sent;
+	/* datagrams handed to rx_func (benchmarks: bytes on the wire) */
+	uint64_t n_received;
+	uint64_t n_bytes_received;
 };
 
 #define AMU_LINK_MTU_DEFAULT 517
@@ -54,6 +57,10 @@ void amu_link_close(AmuLink *link);
 uint16_t amu_link_get_att_mtu(const AmuLink *link);
 const char *amu_link_get_description(const AmuLink *link);
 void amu_link_emit_rx(AmuLink *link, const uint8_t *buf, size_t len);
+/* every link of this process together, since it started: the datagrams and
+ * bytes received (amu_link_emit_rx), for benchmarks that cannot reach the
+ * AmuLink a session opened */
+void amu_link_get_rx_totals(uint64_t *n_received, uint64_t *n_bytes_received);
 void amu_link_emit_closed(AmuLink *link, const GError *error);
 
 /* UNIX SOCK_SEQPACKET link, for the simulator */

@@ -149,7 +149,7 @@ sender_rx_ack(AmuSyncSender *sender, const Amulet__V1__SyncAck *ack, GError **er
 			    "ack for sequence %" G_GUINT64_FORMAT " matches no batch in flight", ack->next_seq);
 		return FALSE;
 	}
-	if (ack->next_seq % 2 == 0 && !amu_device_log_drop_before(sender->log, ack->next_seq, error))
+	if (!amu_device_log_drop_before(sender->log, ack->next_seq, error))
 		return FALSE;
 	g_array_remove_range(sender->in_flight, 0, acked);
 	return sender_pump(sender, error);
