@@ -535,12 +535,23 @@ typedef struct {
 	GBytes *packed;
 } Packet;
 
-/* Both directions in the order sent. The link carries the first @cut
- * messages of the connection; everything sent after them is lost. */
+/* How a connection behaves: it carries the first @cut messages, both
+ * directions counted together, and loses everything sent after them. Each
+ * direction is in order; with @shuffle the next delivery goes either way at
+ * random, else strictly in the order sent. Each delivery takes @step_ms. */
+typedef struct {
+	guint cut;
+	uint32_t batch_bytes;
+	int64_t step_ms;
+	GRand *shuffle;
+} Link;
+
+static const Link link_whole = { G_MAXUINT, AMU_SYNC_DEFAULT_BATCH_BYTES, 1, NULL };
+
 typedef struct {
 	GQueue packets;
 	guint sent;
-	guint cut;
+	const Link *link;
 } Wire;
 
 static void
@@ -552,7 +563,7 @@ wire_send(Wire *wire, Direction direction, const Amulet__V1__Message *message)
 
 	CU_ASSERT_EQUAL(amulet__v1__message__pack(message, buf), len);
 	wire->sent++;
-	if (wire->sent > wire->cut) {
+	if (wire->sent > wire->link->cut) {
 		g_free(buf);
 		return;
 	}
@@ -567,6 +578,30 @@ packet_free(Packet *packet)
 {
 	g_bytes_unref(packet->packed);
 	g_free(packet);
+}
+
+/* The next packet to deliver: the oldest, or with a shuffling link the
+ * oldest of a direction picked at random. */
+static Packet *
+wire_next(Wire *wire)
+{
+	GList *first[2] = { NULL, NULL };
+
+	if (wire->link->shuffle == NULL)
+		return g_queue_pop_head(&wire->packets);
+	for (GList *l = wire->packets.head; l != NULL; l = l->next) {
+		Packet *packet = l->data;
+		if (first[packet->direction] == NULL)
+			first[packet->direction] = l;
+	}
+	if (first[TO_DEVICE] != NULL && first[TO_HOST] != NULL) {
+		GList *pick = first[g_rand_boolean(wire->link->shuffle) ? TO_DEVICE : TO_HOST];
+		Packet *packet = pick->data;
+
+		g_queue_delete_link(&wire->packets, pick);
+		return packet;
+	}
+	return g_queue_pop_head(&wire->packets);
 }
 
 static gboolean
@@ -662,17 +697,17 @@ typedef struct {
 	int64_t offset_ms; /* the receiver's clock offset at the end */
 } Connection;
 
-/* One connection: a fresh receiver from the host's stored cursor and a fresh
- * sender over the device's log, with messages after the @cut-th lost. Every
- * delivery advances the host clock by @step_ms. */
+/* One connection over @link: a fresh receiver from the host's stored cursor
+ * and a fresh sender over the device's log. */
 static Connection
-run_connection(Device *device, Host *host, guint cut, uint32_t batch_bytes, int64_t *clock_ms, int64_t step_ms)
+run_connection(Device *device, Host *host, const Link *link, int64_t *clock_ms)
 {
 	Connection result = { 0 };
-	Wire wire = { G_QUEUE_INIT, 0, cut };
+	Wire wire = { G_QUEUE_INIT, 0, link };
 	Amulet__V1__Message message = AMULET__V1__MESSAGE__INIT;
 	Amulet__V1__SyncRequest request;
-	AmuSyncReceiver *receiver = amu_sync_receiver_new(host_cursor(host), AMU_SYNC_DEFAULT_WINDOW, batch_bytes);
+	AmuSyncReceiver *receiver =
+		amu_sync_receiver_new(host_cursor(host), AMU_SYNC_DEFAULT_WINDOW, link->batch_bytes);
 	AmuSyncSender *sender = amu_sync_sender_new(device->log, device_send_cb, &wire);
 	Packet *packet;
 
@@ -681,14 +716,14 @@ run_connection(Device *device, Host *host, guint cut, uint32_t batch_bytes, int6
 	message.sync_request = &request;
 	wire_send(&wire, TO_DEVICE, &message);
 
-	while (!result.failed && (packet = g_queue_pop_head(&wire.packets)) != NULL) {
+	while (!result.failed && (packet = wire_next(&wire)) != NULL) {
 		g_autoptr(GError) error = NULL;
 		gsize len = 0;
 		const uint8_t *data = g_bytes_get_data(packet->packed, &len);
 		Amulet__V1__Message *rx = amulet__v1__message__unpack(NULL, len, data);
 		gboolean ok;
 
-		*clock_ms += step_ms;
+		*clock_ms += link->step_ms;
 		CU_ASSERT_PTR_NOT_NULL(rx);
 		if (rx == NULL) {
 			ok = FALSE;

@@ -160,6 +160,19 @@ device_json(GString *out, AmuDevice *device)
 		cli_json_string(out, digest);
 		g_string_append_c(out, '}');
 	}
+	{
+		AmuSyncState state;
+		if (amu_device_get_sync_state(device, &state, NULL)) {
+			g_string_append_printf(out,
+					       ",\"stored\":{\"next_seq\":%" G_GUINT64_FORMAT ",\"last_sync_ms\":%" G_GINT64_FORMAT
+					       ",\"samples\":{",
+					       state.next_seq, state.last_sync_ms);
+			for (int c = AMU_CATEGORY_FIRST; c <= AMU_CATEGORY_LAST; c++)
+				g_string_append_printf(out, "%s\"%s\":%" G_GUINT64_FORMAT, c > AMU_CATEGORY_FIRST ? "," : "",
+						       amu_category_to_string(c), state.n_samples[c]);
+			g_string_append(out, "}}");
+		}
+	}
 	g_string_append_c(out, '}');
 }
 
@@ -382,6 +395,25 @@ cmd_info(Cli *cli, int argc, char **argv)
 	if (disclosure != NULL) {
 		g_autofree char *text = amu_disclosure_to_text(disclosure);
 		printf("Disclosure:\n%s", text);
+	}
+	{
+		AmuSyncState state;
+		g_autoptr(GError) error = NULL;
+		if (!amu_device_get_sync_state(device, &state, &error))
+			return cli_report_error(cli, "info", error);
+		if (state.last_sync_ms == 0) {
+			printf("Stored here:  nothing yet ('amulet sync %s')\n", amu_device_get_name(device));
+		} else {
+			g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(state.last_sync_ms / 1000);
+			g_autofree char *when = g_date_time_format_iso8601(t);
+			printf("Stored here:  last sync %s; kept on this host per category:\n", when);
+			for (int c = AMU_CATEGORY_FIRST; c <= AMU_CATEGORY_LAST; c++) {
+				if (state.n_samples[c] == 0)
+					continue;
+				printf("    - %-17s %10" G_GUINT64_FORMAT " samples, kept %u days\n", amu_category_to_string(c),
+				       state.n_samples[c], amu_category_get_default_retention_days(c));
+			}
+		}
 	}
 	return EXIT_OK;
 }
