@@ -782,12 +782,13 @@ test_end_to_end(void)
 	g_autoptr(Host) host = host_new();
 	g_autoptr(Generator) generator = generator_new(5);
 	int64_t clock_ms = 1700000000000;
+	Link link = link_whole;
 	Connection connection;
 	uint64_t end;
 
 	device_append_day(device, generator);
 	end = amu_device_log_get_end_seq(device->log);
-	connection = run_connection(device, host, G_MAXUINT, AMU_SYNC_DEFAULT_BATCH_BYTES, &clock_ms, 1);
+	connection = run_connection(device, host, &link, &clock_ms);
 	CU_ASSERT_FALSE(connection.failed);
 	CU_ASSERT_TRUE(connection.done);
 	CU_ASSERT_EQUAL(connection.offset_ms, 0);
@@ -802,7 +803,8 @@ test_end_to_end(void)
 	/* Later samples come with the next sync, and only they. */
 	device_append(device, generator, AMU_CATEGORY_HEART_RATE, 300);
 	device_append(device, generator, AMU_CATEGORY_BATTERY, 2);
-	connection = run_connection(device, host, G_MAXUINT, AMU_SYNC_MAX_BATCH_BYTES, &clock_ms, 1);
+	link.batch_bytes = AMU_SYNC_MAX_BATCH_BYTES;
+	connection = run_connection(device, host, &link, &clock_ms);
 	CU_ASSERT_FALSE(connection.failed);
 	CU_ASSERT_TRUE(connection.done);
 	CU_ASSERT_EQUAL(connection.batches, 1);
@@ -811,45 +813,45 @@ test_end_to_end(void)
 	CU_ASSERT_TRUE(device_log_empty(device));
 
 	/* Nothing new: a sync with nothing to send is done at once. */
-	connection = run_connection(device, host, G_MAXUINT, AMU_SYNC_MIN_BATCH_BYTES, &clock_ms, 1);
+	connection = run_connection(device, host, &link, &clock_ms);
 	CU_ASSERT_FALSE(connection.failed);
 	CU_ASSERT_TRUE(connection.done);
 	CU_ASSERT_EQUAL(connection.sent, 2);
 	CU_ASSERT_TRUE(host_holds_exactly(host, device->appended));
 }
 
-/* Connections cut after their @cut-th message until the device's log is
- * synced and empty; one that changes nothing on either side is followed by
- * one without loss (cut after the request, none ever could). Returns the
- * connections it took, or 0 on a failure. Counts in @ack_lost connections
- * that ended with the host holding samples the device still keeps. */
+/* Connections over @link until the device's log is synced and empty; one
+ * that changes nothing on either side (cut right after the request, say)
+ * is followed by one without loss. Returns the connections it took, or 0
+ * on a failure. Counts in @ack_lost connections that ended with the host
+ * holding samples the device still keeps. */
 static guint
-sync_until_done(Device *device, Host *host, guint cut, int64_t *clock_ms, guint *ack_lost)
+sync_until_done(Device *device, Host *host, const Link *link, int64_t *clock_ms, guint *ack_lost)
 {
+	Link whole = *link;
+	gboolean stalled = FALSE;
 	guint connections = 0;
-	guint next_cut = cut;
 
+	whole.cut = G_MAXUINT;
 	while (!(device_log_empty(device) && host_cursor(host) == amu_device_log_get_end_seq(device->log))) {
 		uint64_t cursor = host_cursor(host);
 		uint64_t first = amu_device_log_get_first_seq(device->log);
 		Connection connection;
 
 		if (++connections > 500) {
-			g_printerr("  cut %u: no end after 500 connections\n", cut);
+			g_printerr("  cut %u: no end after 500 connections\n", link->cut);
 			return 0;
 		}
-		connection = run_connection(device, host, next_cut, AMU_SYNC_MIN_BATCH_BYTES, clock_ms, 1);
+		connection = run_connection(device, host, stalled ? &whole : link, clock_ms);
 		if (connection.failed) {
-			g_printerr("  cut %u: connection %u failed\n", cut, connections);
+			g_printerr("  cut %u: connection %u failed\n", link->cut, connections);
 			return 0;
 		}
 		/* The device only forgets what the host holds. */
 		CU_ASSERT_TRUE(amu_device_log_get_first_seq(device->log) <= host_cursor(host));
 		if (host_cursor(host) > amu_device_log_get_first_seq(device->log))
 			(*ack_lost)++;
-		next_cut = (host_cursor(host) == cursor && amu_device_log_get_first_seq(device->log) == first)
-				   ? G_MAXUINT
-				   : cut;
+		stalled = host_cursor(host) == cursor && amu_device_log_get_first_seq(device->log) == first;
 	}
 	return connections;
 }
@@ -861,13 +863,14 @@ test_ack_lost(void)
 	g_autoptr(Host) host = host_new();
 	g_autoptr(Generator) generator = generator_new(6);
 	int64_t clock_ms = 1700000000000;
+	Link link = { 3, AMU_SYNC_MIN_BATCH_BYTES, 1, NULL };
 	Connection connection;
 	uint64_t stored;
 	guint ack_lost = 0;
 
 	device_append_hour(device, generator);
 	/* request, start, batch: the host stores the batch, its ack is lost */
-	connection = run_connection(device, host, 3, AMU_SYNC_MIN_BATCH_BYTES, &clock_ms, 1);
+	connection = run_connection(device, host, &link, &clock_ms);
 	CU_ASSERT_FALSE(connection.failed);
 	CU_ASSERT_FALSE(connection.done);
 	CU_ASSERT_EQUAL(connection.batches, 1);
@@ -877,19 +880,28 @@ test_ack_lost(void)
 
 	/* The next sync asks from the stored cursor: the device forgets what
 	 * was stored and sends the rest, nothing twice. */
-	connection = run_connection(device, host, 5, AMU_SYNC_MIN_BATCH_BYTES, &clock_ms, 1);
+	link.cut = 5;
+	connection = run_connection(device, host, &link, &clock_ms);
 	CU_ASSERT_FALSE(connection.failed);
 	CU_ASSERT_TRUE(amu_device_log_get_first_seq(device->log) >= stored);
-	CU_ASSERT_TRUE(sync_until_done(device, host, G_MAXUINT, &clock_ms, &ack_lost) > 0);
+	CU_ASSERT_TRUE(host_cursor(host) > stored);
+	link.cut = G_MAXUINT;
+	CU_ASSERT_TRUE(sync_until_done(device, host, &link, &clock_ms, &ack_lost) > 0);
 	CU_ASSERT_TRUE(host_holds_exactly(host, device->appended));
 	CU_ASSERT_TRUE(device_log_empty(device));
 }
 
+/* Every connection loses all after its k-th message, for every k from 1 to
+ * the messages of a whole sync, until the device's log is synced: first
+ * with the messages delivered in the order sent, then with the two
+ * directions interleaved at random (acks overtaking batches still queued). */
 static void
 test_interruptions(void)
 {
 	g_autoptr(Generator) generator = generator_new(7);
 	g_autoptr(GArray) reference = NULL;
+	g_autoptr(GRand) shuffle = g_rand_new_with_seed(77);
+	Link link = { G_MAXUINT, AMU_SYNC_MIN_BATCH_BYTES, 1, NULL };
 	Connection whole;
 	guint total, ack_lost = 0, repeated = 0;
 
@@ -900,43 +912,44 @@ test_interruptions(void)
 		int64_t clock_ms = 1700000000000;
 
 		device_append_hour(device, generator);
-		whole = run_connection(device, host, G_MAXUINT, AMU_SYNC_MIN_BATCH_BYTES, &clock_ms, 1);
-		CU_ASSERT_FALSE_FATAL(whole.failed);
+		whole = run_connection(device, host, &link, &clock_ms);
+		CU_ASSERT_FALSE(whole.failed);
 		CU_ASSERT_TRUE(whole.done);
 		CU_ASSERT_TRUE(host_holds_exactly(host, device->appended));
 		reference = g_array_ref(device->appended);
 		total = whole.sent;
-		CU_ASSERT_TRUE(whole.batches >= 8);
+		CU_ASSERT_TRUE_FATAL(whole.batches >= 8);
 	}
 
-	for (guint cut = 1; cut <= total; cut++) {
-		g_autoptr(Device) device = device_new();
-		g_autoptr(Host) host = host_new();
-		g_autoptr(GError) error = NULL;
-		int64_t clock_ms = 1700000000000;
-		guint connections;
+	for (guint round = 0; round < 3; round++) {
+		link.shuffle = round == 0 ? NULL : shuffle;
+		for (link.cut = 1; link.cut <= total; link.cut++) {
+			g_autoptr(Device) device = device_new();
+			g_autoptr(Host) host = host_new();
+			g_autoptr(GError) error = NULL;
+			int64_t clock_ms = 1700000000000;
+			guint connections;
 
-		/* the same log every time */
-		for (guint i = 0; i < reference->len;) {
-			const AmuSample *run = &g_array_index(reference, AmuSample, i);
-			guint n = 1;
+			/* the same log every time, appended run by run */
+			for (guint i = 0; i < reference->len;) {
+				const AmuSample *run = &g_array_index(reference, AmuSample, i);
+				guint n = 1;
 
-			while (i + n < reference->len &&
-			       g_array_index(reference, AmuSample, i + n).category == run->category)
-				n++;
-			CU_ASSERT_TRUE_FATAL(amu_device_log_append(device->log, run->category, run, n, &error));
-			g_array_append_vals(device->appended, run, n);
-			i += n;
-		}
-
-		connections = sync_until_done(device, host, cut, &clock_ms, &ack_lost);
-		if (g_getenv("DEBUG_CUTS")) g_printerr("cut %u/%u: %u connections, ack_lost %u\n", cut, total, connections, ack_lost);
-		CU_ASSERT_TRUE(connections > 0);
-		if (connections > 2)
-			repeated++;
-		if (!host_holds_exactly(host, device->appended) || !device_log_empty(device)) {
-			g_printerr("  cut after message %u of %u\n", cut, total);
-			CU_FAIL("samples lost or stored twice");
+				while (i + n < reference->len &&
+				       g_array_index(reference, AmuSample, i + n).category == run->category)
+					n++;
+				CU_ASSERT_TRUE(amu_device_log_append(device->log, run->category, run, n, &error));
+				g_array_append_vals(device->appended, run, n);
+				i += n;
+			}
+			connections = sync_until_done(device, host, &link, &clock_ms, &ack_lost);
+			CU_ASSERT_TRUE(connections > 0);
+			if (connections > 2)
+				repeated++;
+			if (!host_holds_exactly(host, device->appended) || !device_log_empty(device)) {
+				g_printerr("  cut after message %u of %u, round %u\n", link.cut, total, round);
+				CU_FAIL("samples lost or stored twice");
+			}
 		}
 	}
 	/* Some cuts fell after a stored batch and before its ack, and some
@@ -1281,6 +1294,7 @@ test_sender_request_out_of_range(void)
 	/* the limits themselves are fine */
 	request_message_init(&message, &request, 50, AMU_SYNC_MAX_WINDOW, AMU_SYNC_MIN_BATCH_BYTES);
 	CU_ASSERT_TRUE(amu_sync_sender_rx(sender, &message, REQUEST_MS + 10, &error));
+	CU_ASSERT_PTR_NULL_FATAL(error);
 	CU_ASSERT_EQUAL(amu_sync_sender_get_in_flight(sender), AMU_SYNC_MAX_WINDOW);
 	CU_ASSERT_EQUAL(sent->len, 1 + AMU_SYNC_MAX_WINDOW);
 	CU_ASSERT_EQUAL(amu_device_log_get_first_seq(device->log), 50);
@@ -1445,13 +1459,14 @@ test_clock_offset_stored(void)
 	g_autofree char *want = NULL;
 	g_autofree char *got = NULL;
 	int64_t clock_ms = 1700000000000;
+	const Link link = { G_MAXUINT, AMU_SYNC_DEFAULT_BATCH_BYTES, 10, NULL };
 	Connection connection;
 
 	device->clock_ahead_ms = 3600000;
 	device_append_hour(device, generator);
 	/* 10 ms a hop: the offset is measured to within 10 ms, and is exact
 	 * here since the device answers half way */
-	connection = run_connection(device, host, G_MAXUINT, AMU_SYNC_DEFAULT_BATCH_BYTES, &clock_ms, 10);
+	connection = run_connection(device, host, &link, &clock_ms);
 	CU_ASSERT_FALSE(connection.failed);
 	CU_ASSERT_TRUE(connection.done);
 	CU_ASSERT_TRUE(connection.offset_ms >= 3600000 - 10 && connection.offset_ms <= 3600000 + 10);

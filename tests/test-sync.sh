@@ -59,6 +59,10 @@ for _ in $(seq 30); do grep -q "sync done" "$work/band.log" && break; sleep 0.1;
 expect_grep "sync done: every sample acked, log empty" "$work/band.log" "the device emptied its log once every batch was acked"
 host h-band --json sync band >"$work/sync2.json"
 if /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['ok'] and d['samples']==0, d" "$work/sync2.json"; then ok "a second sync finds nothing new"; else bad "second sync"; cat "$work/sync2.json"; fi
+host h-band --json info band >"$work/info.json"
+if /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['stored']; assert s['samples']['heart_rate']==86400 and s['next_seq']==$(wc -l <"$work/expected.csv") and d['disclosure']['retention'], d" "$work/info.json"; then ok "info --json: stored samples per category, the cursor and the device's retention"; else bad "info --json stored"; cat "$work/info.json"; fi
+host h-band info band >"$work/info.out"
+expect_grep "heart_rate  *86400 samples, kept 365 days" "$work/info.out" "info shows what is kept here and for how long"
 host h-band --json data band --summary --from $START --to 2026-11-02 >"$work/summary.json"
 if /usr/bin/python3 - "$work/summary.json" <<'PY'
 import json, sys
