@@ -60,6 +60,12 @@ socket_in_cb(int fd, GIOCondition condition, gpointer user_data)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
+			/* A peer that closes with unread data makes the kernel report
+			 * ECONNRESET ahead of what it sent before closing (its last
+			 * ack, say). The error is cleared once reported: read on,
+			 * the zero-length read after the data is the close. */
+			if (errno == ECONNRESET)
+				continue;
 			socket_fail(self, errno, "reading from");
 			break;
 		}
