@@ -53,6 +53,10 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE device_log_state(id INTEGER PRIMARY KEY CHECK(id = 1),"
 	" next_seq INTEGER NOT NULL, acked_seq INTEGER NOT NULL);"
 	"INSERT INTO device_log_state(id, next_seq, acked_seq) VALUES(1, 0, 0);",
+	/* 3: the consent ledger (amu-ledger.c): sealed entries, their chain
+	 * hash and the owner's signature over it */
+	"CREATE TABLE consent_ledger(seq INTEGER PRIMARY KEY, sealed BLOB NOT NULL,"
+	" hash BLOB NOT NULL, signature BLOB NOT NULL);",
 };
 #define LATEST_SCHEMA ((int)G_N_ELEMENTS(store_migrations))
 

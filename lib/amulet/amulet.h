@@ -8,6 +8,7 @@
 #include <amulet/amu-error.h>
 #include <amulet/amu-types.h>
 #include <amulet/amu-sample.h>
+#include <amulet/amu-export-format.h>
 #include <amulet/amu-disclosure.h>
 #include <amulet/amu-pairing-request.h>
 #include <amulet/amu-device.h>

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "amu-ledger.h"
+#include "amulet/amu-error.h"
+
+#define KIND_HEAD "ledger-head"
+#define HASH_CONTEXT "amulet-ledger-v1"
+
+struct AmuLedger {
+	AmuStore *store;
+	uint8_t public_key[crypto_sign_PUBLICKEYBYTES];
+	uint8_t *secret_key; /* sodium_malloc'd */
+};
+
+AmuLedger *
+amu_ledger_new(AmuStore *store, const uint8_t public_key[32], const uint8_t secret_key[64])
+{
+	AmuLedger *ledger = g_new0(AmuLedger, 1);
+
+	ledger->store = amu_store_ref(store);
+	memcpy(ledger->public_key, public_key, sizeof(ledger->public_key));
+	ledger->secret_key = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+	memcpy(ledger->secret_key, secret_key, crypto_sign_SECRETKEYBYTES);
+	return ledger;
+}
+
+void
+amu_ledger_free(AmuLedger *ledger)
+{
+	if (ledger == NULL)
+		return;
+	sodium_free(ledger->secret_key);
+	amu_store_unref(ledger->store);
+	g_free(ledger);
+}
+
+static size_t
+entry_ad(uint8_t ad[32], uint64_t seq)
+{
+	memcpy(ad, "consent_ledger", 14);
+	for (int i = 0; i < 8; i++)
+		ad[14 + i] = (uint8_t)(seq >> (8 * i));
+	return 22;
+}
+
+static void
+entry_hash(uint8_t hash[AMU_LEDGER_HASHBYTES], const uint8_t *packed, size_t len)
+{
+	crypto_generichash_state state;
+
+	crypto_generichash_init(&state, NULL, 0, AMU_LEDGER_HASHBYTES);
+	crypto_generichash_update(&state, (const uint8_t *)HASH_CONTEXT, strlen(HASH_CONTEXT));
+	crypto_generichash_update(&state, packed, len);
+	crypto_generichash_final(&state, hash, AMU_LEDGER_HASHBYTES);
+}
+
+static char *
+hash_to_id(const uint8_t hash[AMU_LEDGER_HASHBYTES])
+{
+	char *id = g_malloc(AMU_LEDGER_ID_LEN + 1);
+	sodium_bin2hex(id, AMU_LEDGER_ID_LEN + 1, hash, AMU_LEDGER_ID_LEN / 2);
+	return id;
+}
+
+/* the head record: seq (8 bytes LE) || hash of the last entry */
+static gboolean
+ledger_read_head(AmuLedger *ledger, gboolean *present, uint64_t *seq, uint8_t hash[AMU_LEDGER_HASHBYTES],
+		 GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GBytes) head = amu_store_get(ledger->store, KIND_HEAD, "head", &error_local);
+	const uint8_t *data;
+
+	*present = FALSE;
+	if (head == NULL) {
+		if (g_error_matches(error_local, AMU_ERROR, AMU_ERROR_NOT_FOUND))
+			return TRUE;
+		g_propagate_error(error, g_steal_pointer(&error_local));
+		return FALSE;
+	}
+	if (g_bytes_get_size(head) != 8 + AMU_LEDGER_HASHBYTES) {
+		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_TAMPERED, "the consent ledger's head record is malformed");
+		return FALSE;
+	}
+	data = g_bytes_get_data(head, NULL);
+	*seq = 0;
+	for (int i = 0; i < 8; i++)
+		*seq |= (uint64_t)data[i] << (8 * i);
+	memcpy(hash, data + 8, AMU_LEDGER_HASHBYTES);
+	*present = TRUE;
+	return TRUE;
+}
+
+static gboolean
+tampered(GError **error, uint64_t seq, const char *what)
+{
+	g_set_error(error, AMU_ERROR, AMU_ERROR_TAMPERED,
+		    "the consent ledger was altered at entry %" G_GUINT64_FORMAT ": %s; no export is allowed until it is "
+		    "restored from a backup",
+		    seq, what);
+	return FALSE;
+}
+
+/* Walks the chain; on success @last_hash and @count describe its end. */
+static gboolean
+ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last_hash[AMU_LEDGER_HASHBYTES],
+	    uint64_t *count, GError **error)
+{
+	sqlite3 *db = amu_store_get_db(ledger->store);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	uint8_t prev[AMU_LEDGER_HASHBYTES] = {0};
+	uint8_t head_hash[AMU_LEDGER_HASHBYTES];
+	uint64_t expected = 0, head_seq = 0;
+	gboolean head_present = FALSE;
+	int rc;
+
+	if (!ledger_read_head(ledger, &head_present, &head_seq, head_hash, error))
+		return FALSE;
+	rc = sqlite3_prepare_v2(db, "SELECT seq, sealed, hash, signature FROM consent_ledger ORDER BY seq", -1, &stmt,
+				NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		uint64_t seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+		const void *sealed = sqlite3_column_blob(stmt, 1);
+		size_t sealed_len = (size_t)sqlite3_column_bytes(stmt, 1);
+		const uint8_t *stored_hash = sqlite3_column_blob(stmt, 2);
+		const uint8_t *signature = sqlite3_column_blob(stmt, 3);
+		uint8_t ad[32], hash[AMU_LEDGER_HASHBYTES];
+		g_autoptr(GBytes) plain = NULL;
+		g_autofree char *id = NULL;
+		Amulet__V1__LedgerEntry *entry;
+		gboolean ok = TRUE;
+
+		rc = SQLITE_OK;
+		if (seq != expected)
+			return tampered(error, expected, seq > expected ? "an entry is missing" : "entries are out of order");
+		if (sqlite3_column_bytes(stmt, 2) != AMU_LEDGER_HASHBYTES ||
+		    sqlite3_column_bytes(stmt, 3) != crypto_sign_BYTES)
+			return tampered(error, seq, "its hash or signature is malformed");
+		plain = amu_store_unseal(ledger->store, ad, entry_ad(ad, seq), sealed, sealed_len, NULL);
+		if (plain == NULL)
+			return tampered(error, seq, "its sealed content was edited or moved");
+		entry_hash(hash, g_bytes_get_data(plain, NULL), g_bytes_get_size(plain));
+		if (sodium_memcmp(hash, stored_hash, AMU_LEDGER_HASHBYTES) != 0)
+			return tampered(error, seq, "its hash does not match its content");
+		if (crypto_sign_verify_detached(signature, hash, AMU_LEDGER_HASHBYTES, ledger->public_key) != 0) {
+			g_set_error(error, AMU_ERROR, AMU_ERROR_BAD_SIGNATURE,
+				    "consent ledger entry %" G_GUINT64_FORMAT " is not signed by this host's owner key", seq);
+			return FALSE;
+		}
+		entry = amulet__v1__ledger_entry__unpack(NULL, g_bytes_get_size(plain), g_bytes_get_data(plain, NULL));
+		if (entry == NULL)
+			return tampered(error, seq, "it does not parse");
+		if (entry->seq != seq || entry->prev_hash.len != AMU_LEDGER_HASHBYTES ||
+		    sodium_memcmp(entry->prev_hash.data, prev, AMU_LEDGER_HASHBYTES) != 0) {
+			amulet__v1__ledger_entry__free_unpacked(entry, NULL);
+			return tampered(error, seq, "it does not follow the entry before it");
+		}
+		id = hash_to_id(hash);
+		if (func != NULL)
+			ok = func(entry, id, user_data, error);
+		amulet__v1__ledger_entry__free_unpacked(entry, NULL);
+		if (!ok)
+			return FALSE;
+		memcpy(prev, hash, sizeof(prev));
+		expected++;
+	}
+	if (rc != SQLITE_DONE) {
+		amu_store_set_sqlite_error(ledger->store, error, rc, "reading the consent ledger");
+		return FALSE;
+	}
+	if (expected == 0 && head_present)
+		return tampered(error, 0, "every entry was deleted");
+	if (expected > 0) {
+		if (!head_present)
+			return tampered(error, expected - 1, "the record of its last entry is missing");
+		if (head_seq != expected - 1 || sodium_memcmp(head_hash, prev, AMU_LEDGER_HASHBYTES) != 0)
+			return tampered(error, expected, "entries at its end were deleted");
+	}
+	memcpy(last_hash, prev, AMU_LEDGER_HASHBYTES);
+	*count = expected;
+	return TRUE;
+}
+
+gboolean
+amu_ledger_foreach(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, guint64 *n_entries, GError **error)
+{
+	uint8_t last[AMU_LEDGER_HASHBYTES];
+	uint64_t count = 0;
+
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+	if (!ledger_walk(ledger, func, user_data, last, &count, error))
+		return FALSE;
+	if (n_entries != NULL)
+		*n_entries = count;
+	return TRUE;
+}
+
+static gboolean
+ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t now_ms, char **id, GError **error)
+{
+	sqlite3 *db = amu_store_get_db(ledger->store);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	uint8_t prev[AMU_LEDGER_HASHBYTES], hash[AMU_LEDGER_HASHBYTES], head[8 + AMU_LEDGER_HASHBYTES];
+	uint8_t signature[crypto_sign_BYTES], ad[32];
+	uint64_t count = 0;
+	g_autofree uint8_t *packed = NULL;
+	g_autoptr(GBytes) sealed = NULL;
+	size_t len;
+	int rc;
+
+	if (!ledger_walk(ledger, NULL, NULL, prev, &count, error))
+		return FALSE;
+	entry->seq = count;
+	entry->time_ms = now_ms;
+	entry->prev_hash.data = prev;
+	entry->prev_hash.len = sizeof(prev);
+	len = amulet__v1__ledger_entry__get_packed_size(entry);
+	packed = g_malloc(len + 1);
+	amulet__v1__ledger_entry__pack(entry, packed);
+	entry->prev_hash.data = NULL;
+	entry->prev_hash.len = 0;
+	entry_hash(hash, packed, len);
+	crypto_sign_detached(signature, NULL, hash, sizeof(hash), ledger->secret_key);
+	sealed = amu_store_seal(ledger->store, ad, entry_ad(ad, count), packed, len);
+	sodium_memzero(packed, len);
+	rc = sqlite3_prepare_v2(db, "INSERT INTO consent_ledger(seq, sealed, hash, signature) VALUES(?1, ?2, ?3, ?4)", -1,
+				&stmt, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(stmt, 1, (sqlite3_int64)count);
+		sqlite3_bind_blob(stmt, 2, g_bytes_get_data(sealed, NULL), (int)g_bytes_get_size(sealed), SQLITE_STATIC);
+		sqlite3_bind_blob(stmt, 3, hash, sizeof(hash), SQLITE_STATIC);
+		sqlite3_bind_blob(stmt, 4, signature, sizeof(signature), SQLITE_STATIC);
+		rc = sqlite3_step(stmt);
+	}
+	if (rc != SQLITE_DONE) {
+		amu_store_set_sqlite_error(ledger->store, error, rc, "appending to the consent ledger");
+		return FALSE;
+	}
+	for (int i = 0; i < 8; i++)
+		head[i] = (uint8_t)(count >> (8 * i));
+	memcpy(head + 8, hash, sizeof(hash));
+	if (!amu_store_put(ledger->store, KIND_HEAD, "head", head, sizeof(head), error))
+		return FALSE;
+	if (id != NULL)
+		*id = hash_to_id(hash);
+	return TRUE;
+}
+
+gboolean
+amu_ledger_append(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t now_ms, char **id, GError **error)
+{
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+	if (!amu_store_begin(ledger->store, error))
+		return FALSE;
+	if (!ledger_append_locked(ledger, entry, now_ms, id, error) || !amu_store_commit(ledger->store, error)) {
+		amu_store_rollback(ledger->store);
+		if (id != NULL)
+			g_clear_pointer(id, g_free);
+		return FALSE;
+	}
+	return TRUE;
+}
