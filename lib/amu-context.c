@@ -20,6 +20,7 @@ struct _AmuContext {
 	AmuStore *store;
 	uint8_t *identity; /* sodium_malloc'd: X25519 secret, Ed25519 seed */
 	guint confirm_timeout_s;
+	AmuLedger *ledger; /* made on first use */
 };
 
 G_DEFINE_TYPE(AmuContext, amu_context, G_TYPE_OBJECT)
@@ -35,6 +36,7 @@ amu_context_finalize(GObject *object)
 {
 	AmuContext *self = AMU_CONTEXT(object);
 
+	amu_ledger_free(self->ledger);
 	sodium_free(self->identity);
 	amu_store_unref(self->store);
 	g_free(self->data_dir);
@@ -170,6 +172,34 @@ const uint8_t *
 amu_context_get_static_secret(AmuContext *self)
 {
 	return self->identity;
+}
+
+/* The owner's Ed25519 key pair, from the seed in the identity record. */
+void
+amu_context_get_signing_keys(AmuContext *self, uint8_t public_key[32], uint8_t *secret_key)
+{
+	uint8_t *sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+
+	crypto_sign_seed_keypair(pk, sk, self->identity + 32);
+	if (public_key != NULL)
+		memcpy(public_key, pk, sizeof(pk));
+	if (secret_key != NULL)
+		memcpy(secret_key, sk, crypto_sign_SECRETKEYBYTES);
+	sodium_free(sk);
+}
+
+AmuLedger *
+amu_context_get_ledger(AmuContext *self)
+{
+	if (self->ledger == NULL) {
+		uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+		uint8_t *sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+		amu_context_get_signing_keys(self, pk, sk);
+		self->ledger = amu_ledger_new(self->store, pk, sk);
+		sodium_free(sk);
+	}
+	return self->ledger;
 }
 
 const char *

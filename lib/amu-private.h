@@ -3,6 +3,7 @@
 
 #include "amu-channel.h"
 #include "amu-connection.h"
+#include "amu-ledger.h"
 #include "amu-store.h"
 #include "amulet/amulet.h"
 
@@ -34,6 +35,11 @@ AmuSessionSync **amu_session_get_sync_slot(AmuSession *self);
 AmuStore *amu_context_get_store(AmuContext *self);
 const uint8_t *amu_context_get_static_secret(AmuContext *self);
 const char *amu_context_get_host_name(AmuContext *self);
+/* the owner's Ed25519 key pair; @secret_key (64 bytes, nullable) should be sodium_malloc'd */
+void amu_context_get_signing_keys(AmuContext *self, uint8_t public_key[32], uint8_t *secret_key);
+AmuLedger *amu_context_get_ledger(AmuContext *self);
+gboolean amu_context_record_access(AmuContext *self, const char *grant_id, const char *format, guint64 samples,
+				  const char *manifest_sha256, const char *refusal, GError **error);
 AmuLink *amu_context_open_link(AmuContext *self, const char *address, GError **error);
 gboolean amu_context_save_device(AmuContext *self, AmuDevice *device, GError **error);
 

@@ -14,5 +14,6 @@
 #include <amulet/amu-device.h>
 #include <amulet/amu-session.h>
 #include <amulet/amu-context.h>
+#include <amulet/amu-consent.h>
 
 #undef __AMULET_H_INSIDE__
