@@ -26,8 +26,10 @@ struct AmuChannel {
 	AmuChannelEventFunc event_func;
 	void *event_data;
 
-	uint8_t *local_static; /* sodium_malloc'd */
-	uint8_t *fixed_ephemeral; /* tests only */
+	/* copies until the handshake takes them, then wiped: the long-lived
+	 * identity key stays with its owner, in sodium_malloc'd memory */
+	uint8_t local_static[AMU_CHANNEL_KEYBYTES];
+	uint8_t fixed_ephemeral[AMU_CHANNEL_KEYBYTES]; /* tests only */
 	gboolean have_fixed_ephemeral;
 	uint8_t remote_static[AMU_CHANNEL_KEYBYTES];
 	gboolean have_remote_static;
@@ -88,6 +90,14 @@ amu_channel_state_to_str(AmuChannelState state)
 	return "unknown";
 }
 
+/* once every handshake this channel will run has its keys */
+static void
+wipe_local_keys(AmuChannel *channel)
+{
+	sodium_memzero(channel->local_static, sizeof(channel->local_static));
+	sodium_memzero(channel->fixed_ephemeral, sizeof(channel->fixed_ephemeral));
+}
+
 AmuChannel *
 amu_channel_new(AmuChannelRole role, AmuRandomFunc random_func, void *random_data)
 {
@@ -102,8 +112,6 @@ amu_channel_new(AmuChannelRole role, AmuRandomFunc random_func, void *random_dat
 	channel->random_func = random_func;
 	channel->random_data = random_data;
 	channel->code = -1;
-	channel->local_static = sodium_malloc(AMU_CHANNEL_KEYBYTES);
-	channel->fixed_ephemeral = sodium_malloc(AMU_CHANNEL_KEYBYTES);
 	channel->scratch = g_byte_array_sized_new(4096 + 64);
 	return channel;
 }
@@ -120,8 +128,7 @@ amu_channel_unref(AmuChannel *channel)
 {
 	if (channel == NULL || --channel->ref_count > 0)
 		return;
-	sodium_free(channel->local_static);
-	sodium_free(channel->fixed_ephemeral);
+	wipe_local_keys(channel);
 	sodium_memzero(channel->nonce_device, sizeof(channel->nonce_device));
 	sodium_memzero(channel->nonce_host, sizeof(channel->nonce_host));
 	amu_noise_handshake_free(channel->handshake);
@@ -399,6 +406,7 @@ amu_channel_start(AmuChannel *channel, AmuChannelMode mode, const uint8_t *remot
 	} else {
 		channel->handshake = handshake_new(channel, AMU_NOISE_PATTERN_XX, AMU_NOISE_ROLE_INITIATOR, NULL);
 	}
+	wipe_local_keys(channel);
 	if (channel->handshake == NULL)
 		return fail(channel, error, AMU_ERROR_FAILED, "cannot set up the handshake");
 	channel->state = AMU_CHANNEL_STATE_HANDSHAKE;
@@ -495,6 +503,7 @@ device_rx_first(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GEr
 				    channel->refusal_message != NULL ? channel->refusal_message : "");
 		}
 		channel->handshake = handshake_new(channel, AMU_NOISE_PATTERN_XX, AMU_NOISE_ROLE_RESPONDER, NULL);
+		wipe_local_keys(channel);
 		if (channel->handshake == NULL)
 			return fail(channel, error, AMU_ERROR_FAILED, "cannot set up the handshake");
 		channel->state = AMU_CHANNEL_STATE_HANDSHAKE;
@@ -519,6 +528,7 @@ device_rx_first(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GEr
 			}
 			amu_noise_handshake_free(hs);
 		}
+		wipe_local_keys(channel);
 		if (channel->handshake == NULL) {
 			tx_alert(channel, AMULET__V1__ALERT__CODE__UNKNOWN_PEER, 0, "no bond for this host");
 			return fail(channel, error, AMU_ERROR_UNKNOWN_PEER, "reconnect from a host with no bond here");
