@@ -465,6 +465,29 @@ unpack_payload(const ProtobufCMessageDescriptor *descriptor, const uint8_t *payl
 	return protobuf_c_message_unpack(descriptor, NULL, len, payload);
 }
 
+/* The peer's hello says which protocol version it speaks (Packet.version only
+ * says how to parse the packet). Anything but ours is refused, 0 (a peer that
+ * does not say) included, naming the side to update; a device tells the host
+ * why in an alert. */
+static gboolean
+check_peer_version(AmuChannel *channel, uint32_t peer_version, GError **error)
+{
+	gboolean host = channel->role == AMU_CHANNEL_ROLE_HOST;
+	const char *peer = host ? "device" : "host";
+	const char *self = host ? "host" : "device";
+	g_autofree char *message = NULL;
+
+	if (peer_version == AMU_CHANNEL_PROTOCOL_VERSION)
+		return TRUE;
+	message = g_strdup_printf("the %s speaks protocol version %u%s, the %s version %u: update the %s", peer,
+				  peer_version, peer_version == 0 ? " (unspecified)" : "", self,
+				  AMU_CHANNEL_PROTOCOL_VERSION,
+				  peer_version < AMU_CHANNEL_PROTOCOL_VERSION ? peer : self);
+	if (!host)
+		tx_alert(channel, AMULET__V1__ALERT__CODE__UNSUPPORTED_VERSION, 0, message);
+	return fail(channel, error, AMU_ERROR_NOT_SUPPORTED, "%s", message);
+}
+
 static gboolean
 read_handshake(AmuChannel *channel, const Amulet__V1__Handshake *handshake, uint8_t *payload,
 	       size_t *payload_len, GError **error)
@@ -537,6 +560,8 @@ device_rx_first(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GEr
 		channel->host_hello = unpack_payload(&amulet__v1__host_hello__descriptor, payload, payload_len);
 		if (channel->host_hello == NULL)
 			return fail(channel, error, AMU_ERROR_PROTOCOL, "malformed host hello");
+		if (!check_peer_version(channel, channel->host_hello->protocol_version, error))
+			return FALSE;
 		if (!write_handshake(channel, AMULET__V1__HANDSHAKE__PATTERN__KK, channel->hello_packed, error))
 			return FALSE;
 		if (!split(channel, error))
@@ -601,6 +626,8 @@ rx_handshake(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GError
 		channel->device_hello = unpack_payload(&amulet__v1__device_hello__descriptor, payload, payload_len);
 		if (channel->device_hello == NULL || channel->device_hello->device_id.len != AMU_CHANNEL_DEVICE_ID_BYTES)
 			return fail(channel, error, AMU_ERROR_PROTOCOL, "malformed device hello");
+		if (!check_peer_version(channel, channel->device_hello->protocol_version, error))
+			return FALSE;
 		if (channel->mode == AMU_CHANNEL_MODE_RECONNECT) {
 			if (!split(channel, error))
 				return FALSE;
@@ -619,6 +646,8 @@ rx_handshake(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GError
 	channel->host_hello = unpack_payload(&amulet__v1__host_hello__descriptor, payload, payload_len);
 	if (channel->host_hello == NULL)
 		return fail(channel, error, AMU_ERROR_PROTOCOL, "malformed host hello");
+	if (!check_peer_version(channel, channel->host_hello->protocol_version, error))
+		return FALSE;
 	if (!split(channel, error))
 		return FALSE;
 	return device_start_code_exchange(channel, error);
