@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * make bench: every figure is a ratio against a libsodium baseline measured
- * in the same run, so it means the same on a slow and a fast machine.
+ * in the same run, so it means the same on a slow and a fast machine. Each
+ * figure, baselines included, is the best of RUNS (3) runs.
  *
  * - CPU per first pairing (Noise XX + committed code) and per reconnect
  *   (Noise KK) against one raw X25519 scalar multiplication. Both peers run
@@ -18,7 +19,9 @@
  *   socketpair, one datagram per fragment, both connections driven by one
  *   GMainLoop in this thread). Both count host (sender) and device
  *   (receiver) CPU together, including the acks going back; the socket
- *   figure includes the kernel's share of the system calls. */
+ *   figure includes the kernel's share of the system calls, which bound it:
+ *   a message is 9 fragments and about 3 acks, moved in about 3 rounds of
+ *   poll + recvmmsg + sendmmsg (window 8, acks due at 4 and at each end). */
 #include "config.h"
 
 #include <glib-unix.h>
@@ -369,16 +372,52 @@ measure_socket(int n_messages, uint8_t *payload, const uint8_t host_secret[32], 
 	return mbs;
 }
 
+static double
+measure_x25519(int n, const uint8_t secret[32], const uint8_t peer_public[32])
+{
+	uint8_t shared[32];
+	double t0 = cpu_seconds();
+
+	for (int i = 0; i < n; i++)
+		if (crypto_scalarmult(shared, secret, peer_public) != 0)
+			return -1;
+	return (cpu_seconds() - t0) * 1e6 / n;
+}
+
+/* raw libsodium: encrypt + decrypt 4 KiB, MB/s */
+static double
+measure_raw(int n_messages, uint8_t *payload)
+{
+	static uint8_t sealed[PAYLOAD_BYTES + 16];
+	uint8_t key[32], nonce[12] = {0};
+	unsigned long long sealed_len;
+	double t0;
+
+	randombytes_buf(key, sizeof(key));
+	t0 = cpu_seconds();
+	for (int i = 0; i < n_messages; i++) {
+		nonce[0] = (uint8_t)i;
+		crypto_aead_chacha20poly1305_ietf_encrypt(sealed, &sealed_len, payload, PAYLOAD_BYTES, NULL, 0, NULL,
+							  nonce, key);
+		if (crypto_aead_chacha20poly1305_ietf_decrypt(payload, NULL, NULL, sealed, sealed_len, NULL, 0, nonce,
+							      key) != 0)
+			return -1;
+	}
+	return (double)n_messages * PAYLOAD_BYTES / (cpu_seconds() - t0) / 1e6;
+}
+
+/* Every figure is the best of this many runs: another process on the machine
+ * only ever makes a run slower, and baseline and stack are treated alike. */
+#define RUNS 3
+
 int
 main(void)
 {
-	uint8_t host_secret[32], device_secret[32], host_public[32], device_public[32], shared[32];
+	uint8_t host_secret[32], device_secret[32], host_public[32], device_public[32];
 	const int n_dh = 2000, n_pair = 300, n_reconnect = 500, n_messages = 20000;
-	double t0, x25519_us, raw_mbs, memory_mbs, socket_mbs, socket_wall_mbs = 0;
-	HandshakeCost pair, reconnect;
-	static uint8_t payload[PAYLOAD_BYTES], sealed[PAYLOAD_BYTES + 16];
-	uint8_t key[32], nonce[12] = {0};
-	unsigned long long sealed_len;
+	double x25519_us = G_MAXDOUBLE, raw_mbs = 0, memory_mbs = 0, socket_mbs = 0, socket_wall_mbs = 0;
+	HandshakeCost pair = {.total_us = G_MAXDOUBLE}, reconnect = {.total_us = G_MAXDOUBLE};
+	static uint8_t payload[PAYLOAD_BYTES];
 
 	if (sodium_init() < 0)
 		return 1;
@@ -386,41 +425,47 @@ main(void)
 	randombytes_buf(device_secret, 32);
 	crypto_scalarmult_base(host_public, host_secret);
 	crypto_scalarmult_base(device_public, device_secret);
+	randombytes_buf(payload, sizeof(payload));
 	calibrate_timer();
 
-	t0 = cpu_seconds();
-	for (int i = 0; i < n_dh; i++)
-		if (crypto_scalarmult(shared, host_secret, device_public) != 0)
+	for (int run = 0; run < RUNS; run++) {
+		HandshakeCost cost;
+		double us = measure_x25519(n_dh, host_secret, device_public), mbs, wall_mbs = 0;
+
+		if (us < 0)
 			return 1;
-	x25519_us = (cpu_seconds() - t0) * 1e6 / n_dh;
-
-	if (!measure_handshakes(AMU_CHANNEL_MODE_PAIR, n_pair, host_secret, device_secret, host_public,
-				device_public, &pair) ||
-	    !measure_handshakes(AMU_CHANNEL_MODE_RECONNECT, n_reconnect, host_secret, device_secret, host_public,
-				device_public, &reconnect)) {
-		fprintf(stderr, "bench: a handshake did not open\n");
-		return 1;
-	}
-
-	/* raw libsodium: encrypt + decrypt 4 KiB */
-	randombytes_buf(key, sizeof(key));
-	randombytes_buf(payload, sizeof(payload));
-	t0 = cpu_seconds();
-	for (int i = 0; i < n_messages; i++) {
-		nonce[0] = (uint8_t)i;
-		crypto_aead_chacha20poly1305_ietf_encrypt(sealed, &sealed_len, payload, sizeof(payload), NULL, 0, NULL,
-							  nonce, key);
-		if (crypto_aead_chacha20poly1305_ietf_decrypt(payload, NULL, NULL, sealed, sealed_len, NULL, 0, nonce,
-							      key) != 0)
+		x25519_us = MIN(x25519_us, us);
+		if (!measure_handshakes(AMU_CHANNEL_MODE_PAIR, n_pair, host_secret, device_secret, host_public,
+					device_public, &cost)) {
+			fprintf(stderr, "bench: a pairing did not open\n");
 			return 1;
+		}
+		if (cost.total_us < pair.total_us)
+			pair = cost;
+		if (!measure_handshakes(AMU_CHANNEL_MODE_RECONNECT, n_reconnect, host_secret, device_secret,
+					host_public, device_public, &cost)) {
+			fprintf(stderr, "bench: a reconnect did not open\n");
+			return 1;
+		}
+		if (cost.total_us < reconnect.total_us)
+			reconnect = cost;
+		mbs = measure_raw(n_messages, payload);
+		if (mbs < 0)
+			return 1;
+		raw_mbs = MAX(raw_mbs, mbs);
+		mbs = measure_in_memory(n_messages, payload, host_secret, device_secret, host_public, device_public);
+		if (mbs < 0)
+			return 1;
+		memory_mbs = MAX(memory_mbs, mbs);
+		mbs = measure_socket(n_messages, payload, host_secret, device_secret, host_public, device_public,
+				     &wall_mbs);
+		if (mbs < 0)
+			return 1;
+		if (mbs > socket_mbs) {
+			socket_mbs = mbs;
+			socket_wall_mbs = wall_mbs;
+		}
 	}
-	raw_mbs = (double)n_messages * sizeof(payload) / (cpu_seconds() - t0) / 1e6;
-
-	memory_mbs = measure_in_memory(n_messages, payload, host_secret, device_secret, host_public, device_public);
-	socket_mbs = measure_socket(n_messages, payload, host_secret, device_secret, host_public, device_public,
-				    &socket_wall_mbs);
-	if (memory_mbs < 0 || socket_mbs < 0)
-		return 1;
 
 	printf("x25519 (raw libsodium):            %8.1f us per scalar multiplication\n", x25519_us);
 	printf("first pairing (XX + code), host:   %8.1f us CPU  (%5.1f x25519; target < 3000 us)\n", pair.host_us,
@@ -443,7 +488,8 @@ main(void)
 	printf("stack over socket link, same:      %8.1f MB/s  (ratio %.2f to raw; target >= 200 MB/s, >= 0.3)\n",
 	       socket_mbs, socket_mbs / raw_mbs);
 	printf("  (both: protobuf, record seal, fragmenting, reassembly, open, parse, acks back, per CPU second\n"
-	       "   of both peers; socket: SOCK_SEQPACKET socketpair, one GMainLoop, %.1f MB/s wall clock)\n",
-	       socket_wall_mbs);
+	       "   of both peers; socket: SOCK_SEQPACKET socketpair, one GMainLoop, %.1f MB/s wall clock;\n"
+	       "   every figure is the best of %d runs)\n",
+	       socket_wall_mbs, RUNS);
 	return 0;
 }
