@@ -26,8 +26,10 @@ struct AmuChannel {
 	AmuChannelEventFunc event_func;
 	void *event_data;
 
-	uint8_t *local_static; /* sodium_malloc'd */
-	uint8_t *fixed_ephemeral; /* tests only */
+	/* copies until the handshake takes them, then wiped: the long-lived
+	 * identity key stays with its owner, in sodium_malloc'd memory */
+	uint8_t local_static[AMU_CHANNEL_KEYBYTES];
+	uint8_t fixed_ephemeral[AMU_CHANNEL_KEYBYTES]; /* tests only */
 	gboolean have_fixed_ephemeral;
 	uint8_t remote_static[AMU_CHANNEL_KEYBYTES];
 	gboolean have_remote_static;
@@ -88,6 +90,14 @@ amu_channel_state_to_str(AmuChannelState state)
 	return "unknown";
 }
 
+/* once every handshake this channel will run has its keys */
+static void
+wipe_local_keys(AmuChannel *channel)
+{
+	sodium_memzero(channel->local_static, sizeof(channel->local_static));
+	sodium_memzero(channel->fixed_ephemeral, sizeof(channel->fixed_ephemeral));
+}
+
 AmuChannel *
 amu_channel_new(AmuChannelRole role, AmuRandomFunc random_func, void *random_data)
 {
@@ -102,8 +112,6 @@ amu_channel_new(AmuChannelRole role, AmuRandomFunc random_func, void *random_dat
 	channel->random_func = random_func;
 	channel->random_data = random_data;
 	channel->code = -1;
-	channel->local_static = sodium_malloc(AMU_CHANNEL_KEYBYTES);
-	channel->fixed_ephemeral = sodium_malloc(AMU_CHANNEL_KEYBYTES);
 	channel->scratch = g_byte_array_sized_new(4096 + 64);
 	return channel;
 }
@@ -120,8 +128,7 @@ amu_channel_unref(AmuChannel *channel)
 {
 	if (channel == NULL || --channel->ref_count > 0)
 		return;
-	sodium_free(channel->local_static);
-	sodium_free(channel->fixed_ephemeral);
+	wipe_local_keys(channel);
 	sodium_memzero(channel->nonce_device, sizeof(channel->nonce_device));
 	sodium_memzero(channel->nonce_host, sizeof(channel->nonce_host));
 	amu_noise_handshake_free(channel->handshake);
@@ -399,6 +406,7 @@ amu_channel_start(AmuChannel *channel, AmuChannelMode mode, const uint8_t *remot
 	} else {
 		channel->handshake = handshake_new(channel, AMU_NOISE_PATTERN_XX, AMU_NOISE_ROLE_INITIATOR, NULL);
 	}
+	wipe_local_keys(channel);
 	if (channel->handshake == NULL)
 		return fail(channel, error, AMU_ERROR_FAILED, "cannot set up the handshake");
 	channel->state = AMU_CHANNEL_STATE_HANDSHAKE;
@@ -457,6 +465,29 @@ unpack_payload(const ProtobufCMessageDescriptor *descriptor, const uint8_t *payl
 	return protobuf_c_message_unpack(descriptor, NULL, len, payload);
 }
 
+/* The peer's hello says which protocol version it speaks (Packet.version only
+ * says how to parse the packet). Anything but ours is refused, 0 (a peer that
+ * does not say) included, naming the side to update; a device tells the host
+ * why in an alert. */
+static gboolean
+check_peer_version(AmuChannel *channel, uint32_t peer_version, GError **error)
+{
+	gboolean host = channel->role == AMU_CHANNEL_ROLE_HOST;
+	const char *peer = host ? "device" : "host";
+	const char *self = host ? "host" : "device";
+	g_autofree char *message = NULL;
+
+	if (peer_version == AMU_CHANNEL_PROTOCOL_VERSION)
+		return TRUE;
+	message = g_strdup_printf("the %s speaks protocol version %u%s, the %s version %u: update the %s", peer,
+				  peer_version, peer_version == 0 ? " (unspecified)" : "", self,
+				  AMU_CHANNEL_PROTOCOL_VERSION,
+				  peer_version < AMU_CHANNEL_PROTOCOL_VERSION ? peer : self);
+	if (!host)
+		tx_alert(channel, AMULET__V1__ALERT__CODE__UNSUPPORTED_VERSION, 0, message);
+	return fail(channel, error, AMU_ERROR_NOT_SUPPORTED, "%s", message);
+}
+
 static gboolean
 read_handshake(AmuChannel *channel, const Amulet__V1__Handshake *handshake, uint8_t *payload,
 	       size_t *payload_len, GError **error)
@@ -495,6 +526,7 @@ device_rx_first(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GEr
 				    channel->refusal_message != NULL ? channel->refusal_message : "");
 		}
 		channel->handshake = handshake_new(channel, AMU_NOISE_PATTERN_XX, AMU_NOISE_ROLE_RESPONDER, NULL);
+		wipe_local_keys(channel);
 		if (channel->handshake == NULL)
 			return fail(channel, error, AMU_ERROR_FAILED, "cannot set up the handshake");
 		channel->state = AMU_CHANNEL_STATE_HANDSHAKE;
@@ -519,6 +551,7 @@ device_rx_first(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GEr
 			}
 			amu_noise_handshake_free(hs);
 		}
+		wipe_local_keys(channel);
 		if (channel->handshake == NULL) {
 			tx_alert(channel, AMULET__V1__ALERT__CODE__UNKNOWN_PEER, 0, "no bond for this host");
 			return fail(channel, error, AMU_ERROR_UNKNOWN_PEER, "reconnect from a host with no bond here");
@@ -527,6 +560,8 @@ device_rx_first(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GEr
 		channel->host_hello = unpack_payload(&amulet__v1__host_hello__descriptor, payload, payload_len);
 		if (channel->host_hello == NULL)
 			return fail(channel, error, AMU_ERROR_PROTOCOL, "malformed host hello");
+		if (!check_peer_version(channel, channel->host_hello->protocol_version, error))
+			return FALSE;
 		if (!write_handshake(channel, AMULET__V1__HANDSHAKE__PATTERN__KK, channel->hello_packed, error))
 			return FALSE;
 		if (!split(channel, error))
@@ -591,6 +626,8 @@ rx_handshake(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GError
 		channel->device_hello = unpack_payload(&amulet__v1__device_hello__descriptor, payload, payload_len);
 		if (channel->device_hello == NULL || channel->device_hello->device_id.len != AMU_CHANNEL_DEVICE_ID_BYTES)
 			return fail(channel, error, AMU_ERROR_PROTOCOL, "malformed device hello");
+		if (!check_peer_version(channel, channel->device_hello->protocol_version, error))
+			return FALSE;
 		if (channel->mode == AMU_CHANNEL_MODE_RECONNECT) {
 			if (!split(channel, error))
 				return FALSE;
@@ -609,6 +646,8 @@ rx_handshake(AmuChannel *channel, const Amulet__V1__Handshake *handshake, GError
 	channel->host_hello = unpack_payload(&amulet__v1__host_hello__descriptor, payload, payload_len);
 	if (channel->host_hello == NULL)
 		return fail(channel, error, AMU_ERROR_PROTOCOL, "malformed host hello");
+	if (!check_peer_version(channel, channel->host_hello->protocol_version, error))
+		return FALSE;
 	if (!split(channel, error))
 		return FALSE;
 	return device_start_code_exchange(channel, error);

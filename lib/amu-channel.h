@@ -78,7 +78,7 @@ void amu_channel_unref(AmuChannel *channel);
 void amu_channel_set_tx_func(AmuChannel *channel, AmuChannelTxFunc func, void *user_data);
 void amu_channel_set_event_func(AmuChannel *channel, AmuChannelEventFunc func, void *user_data);
 
-/* identity: our X25519 static secret key */
+/* identity: our X25519 static secret key, copied and wiped once the handshake has it */
 void amu_channel_set_local_static(AmuChannel *channel, const uint8_t secret_key[AMU_CHANNEL_KEYBYTES]);
 /* host: what to say about ourselves; device: our hello and the disclosure it sends when pairing */
 void amu_channel_set_host_hello(AmuChannel *channel, const Amulet__V1__HostHello *hello);

@@ -21,12 +21,12 @@
 #define AMU_RECORD_HEADERBYTES 8		     /* explicit little-endian counter */
 #define AMU_RECORD_OVERHEAD (AMU_RECORD_HEADERBYTES + AMU_CIPHER_TAGBYTES)
 
-typedef struct AmuCipherState AmuCipherState; /* sodium_malloc'd */
+typedef struct AmuCipherState AmuCipherState; /* wiped when freed */
 
-/* NULL if libsodium cannot be initialised or secure memory is exhausted. */
+/* NULL if libsodium cannot be initialised. */
 AmuCipherState *amu_cipher_state_new(const uint8_t key[AMU_CIPHER_KEYBYTES]);
 void amu_cipher_state_free(AmuCipherState *cs);
-/* A deep copy in fresh secure memory; NULL if that is exhausted. */
+/* A deep copy. */
 AmuCipherState *amu_cipher_state_copy(const AmuCipherState *cs);
 /* Noise InitializeKey(): replaces k and resets n to 0. */
 void amu_cipher_state_set_key(AmuCipherState *cs, const uint8_t key[AMU_CIPHER_KEYBYTES]);

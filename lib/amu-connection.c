@@ -108,8 +108,14 @@ channel_tx_cb(AmuChannel *channel, const uint8_t *packet, size_t len, void *user
 		packet = connection->filter_buf->data;
 		len = connection->filter_buf->len;
 	}
+	/* the fragments the window lets out now leave in one batch; a link
+	 * failing on the way may make our owner drop us */
+	amu_connection_ref(connection);
+	amu_link_cork(connection->link);
 	amu_framer_send(connection->framer, packet, len, now_ms());
+	amu_link_uncork(connection->link);
 	connection_check_framer(connection);
+	amu_connection_unref(connection);
 }
 
 static void

@@ -76,6 +76,20 @@ amu_link_send(AmuLink *link, const uint8_t *buf, size_t len, GError **error)
 }
 
 void
+amu_link_cork(AmuLink *link)
+{
+	link->cork_depth++;
+}
+
+void
+amu_link_uncork(AmuLink *link)
+{
+	g_return_if_fail(link->cork_depth > 0);
+	if (--link->cork_depth == 0 && !link->closed && link->ops->flush != NULL)
+		link->ops->flush(link);
+}
+
+void
 amu_link_close(AmuLink *link)
 {
 	if (link->closed)

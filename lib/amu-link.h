@@ -17,6 +17,8 @@ typedef struct {
 	gboolean (*send)(AmuLink *link, const uint8_t *buf, size_t len, GError **error);
 	/* stop I/O; no callback after this returns */
 	void (*close)(AmuLink *link);
+	/* optional: send what was queued while corked (see amu_link_cork()) */
+	void (*flush)(AmuLink *link);
 	void (*finalize)(AmuLink *link);
 } AmuLinkOps;
 
@@ -29,6 +31,7 @@ struct AmuLink {
 	int ref_count;
 	uint16_t att_mtu;
 	gboolean closed;
+	unsigned int cork_depth;
 	char *description;
 	AmuLinkRxFunc rx_func;
 	AmuLinkClosedFunc closed_func;
@@ -53,6 +56,12 @@ void amu_link_unref(AmuLink *link);
 void amu_link_set_handlers(AmuLink *link, AmuLinkRxFunc rx_func, AmuLinkClosedFunc closed_func,
 			   void *user_data);
 gboolean amu_link_send(AmuLink *link, const uint8_t *buf, size_t len, GError **error);
+/* A hint that more datagrams follow: a link may hold sends back until the
+ * matching amu_link_uncork() and then pass them to the kernel together.
+ * Corks nest. Held datagrams also go out at the next main loop iteration,
+ * so a callback that iterates the context while corked cannot deadlock. */
+void amu_link_cork(AmuLink *link);
+void amu_link_uncork(AmuLink *link);
 void amu_link_close(AmuLink *link);
 uint16_t amu_link_get_att_mtu(const AmuLink *link);
 const char *amu_link_get_description(const AmuLink *link);

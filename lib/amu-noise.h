@@ -58,20 +58,20 @@ typedef enum {
 	AMU_NOISE_ERROR_BUFFER_TOO_SMALL,
 } AmuNoiseError;
 
-typedef struct AmuNoiseHandshake AmuNoiseHandshake; /* opaque, sodium_malloc'd */
+typedef struct AmuNoiseHandshake AmuNoiseHandshake; /* opaque; wiped when freed */
 
 const char *amu_noise_error_to_str(AmuNoiseError error);
 const char *amu_noise_action_to_str(AmuNoiseAction action);
 const char *amu_noise_pattern_to_str(AmuNoisePattern pattern);
 
 /* @random_func supplies ephemeral keys; NULL means randombytes_buf(). NULL
- * only if libsodium cannot be initialised or secure memory is exhausted. */
+ * only if libsodium cannot be initialised. */
 AmuNoiseHandshake *amu_noise_handshake_new(AmuNoisePattern pattern,
 					   AmuNoiseRole role,
 					   AmuRandomFunc random_func,
 					   void *random_data);
 void amu_noise_handshake_free(AmuNoiseHandshake *hs);
-/* A deep copy in fresh secure memory, including a FAILED state. */
+/* A deep copy, including a FAILED state. */
 AmuNoiseHandshake *amu_noise_handshake_copy(const AmuNoiseHandshake *hs);
 
 /* Setters: only before _start(). The prologue may be set once; an unset

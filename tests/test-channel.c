@@ -49,6 +49,31 @@ peer_saw(Peer *peer, AmuChannelEventType type)
 	return FALSE;
 }
 
+/* what the peer says about itself, claiming @protocol_version */
+static void
+peer_set_hello(Peer *peer, AmuChannelRole role, uint32_t protocol_version)
+{
+	if (role == AMU_CHANNEL_ROLE_HOST) {
+		Amulet__V1__HostHello hello = AMULET__V1__HOST_HELLO__INIT;
+		hello.protocol_version = protocol_version;
+		hello.host_name = (char *)"test-host";
+		amu_channel_set_host_hello(peer->channel, &hello);
+	} else {
+		static uint8_t device_id[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+		Amulet__V1__DeviceHello hello = AMULET__V1__DEVICE_HELLO__INIT;
+		Amulet__V1__Disclosure disclosure = AMULET__V1__DISCLOSURE__INIT;
+		hello.protocol_version = protocol_version;
+		hello.device_id.data = device_id;
+		hello.device_id.len = sizeof(device_id);
+		hello.profile = AMULET__V1__PROFILE__BAND;
+		hello.has_display = TRUE;
+		hello.model = (char *)"Test Band";
+		disclosure.maker = (char *)"Test";
+		disclosure.privacy_policy_version = (char *)"1";
+		amu_channel_set_device_hello(peer->channel, &hello, &disclosure);
+	}
+}
+
 static void
 peer_init(Peer *peer, AmuChannelRole role, const uint8_t secret[32])
 {
@@ -62,25 +87,7 @@ peer_init(Peer *peer, AmuChannelRole role, const uint8_t secret[32])
 	amu_channel_set_local_static(peer->channel, secret);
 	amu_channel_set_tx_func(peer->channel, peer_tx, peer);
 	amu_channel_set_event_func(peer->channel, peer_event, peer);
-	if (role == AMU_CHANNEL_ROLE_HOST) {
-		Amulet__V1__HostHello hello = AMULET__V1__HOST_HELLO__INIT;
-		hello.protocol_version = 1;
-		hello.host_name = (char *)"test-host";
-		amu_channel_set_host_hello(peer->channel, &hello);
-	} else {
-		static uint8_t device_id[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-		Amulet__V1__DeviceHello hello = AMULET__V1__DEVICE_HELLO__INIT;
-		Amulet__V1__Disclosure disclosure = AMULET__V1__DISCLOSURE__INIT;
-		hello.protocol_version = 1;
-		hello.device_id.data = device_id;
-		hello.device_id.len = sizeof(device_id);
-		hello.profile = AMULET__V1__PROFILE__BAND;
-		hello.has_display = TRUE;
-		hello.model = (char *)"Test Band";
-		disclosure.maker = (char *)"Test";
-		disclosure.privacy_policy_version = (char *)"1";
-		amu_channel_set_device_hello(peer->channel, &hello, &disclosure);
-	}
+	peer_set_hello(peer, role, AMU_CHANNEL_PROTOCOL_VERSION);
 }
 
 static void
@@ -274,6 +281,55 @@ test_reconnect(void)
 	}
 }
 
+/* A hello claiming another protocol version (0: the peer does not say) is
+ * refused with NOT_SUPPORTED, naming both versions and the side to update,
+ * when pairing and when reconnecting, whichever side is out of step. The
+ * host hears of it either way: from its own check or from the device's
+ * alert. Nothing is counted for the pairing lockout. */
+static void
+test_protocol_version_mismatch(void)
+{
+	static const uint32_t versions[] = {0, AMU_CHANNEL_PROTOCOL_VERSION + 1};
+	uint8_t host_public[32], device_public[32];
+
+	public_of(host_secret, host_public);
+	public_of(device_secret, device_public);
+	for (int reconnect = 0; reconnect < 2; reconnect++) {
+		for (size_t v = 0; v < G_N_ELEMENTS(versions); v++) {
+			for (int host_is_off = 0; host_is_off < 2; host_is_off++) {
+				AmuChannelMode mode = reconnect ? AMU_CHANNEL_MODE_RECONNECT : AMU_CHANNEL_MODE_PAIR;
+				const char *off = host_is_off ? "host" : "device";
+				const char *other = host_is_off ? "device" : "host";
+				const char *older = versions[v] < AMU_CHANNEL_PROTOCOL_VERSION ? off : other;
+				g_autofree char *says = g_strdup_printf("the %s speaks protocol version %u", off, versions[v]);
+				g_autofree char *fix = g_strdup_printf("the %s version %u: update the %s", other,
+								       AMU_CHANNEL_PROTOCOL_VERSION, older);
+				Peer host, device;
+				Peer *checker;
+
+				peer_init(&host, AMU_CHANNEL_ROLE_HOST, host_secret);
+				peer_init(&device, AMU_CHANNEL_ROLE_DEVICE, device_secret);
+				peer_set_hello(host_is_off ? &host : &device,
+					       host_is_off ? AMU_CHANNEL_ROLE_HOST : AMU_CHANNEL_ROLE_DEVICE, versions[v]);
+				amu_channel_add_bonded_peer(device.channel, host_public);
+				CU_ASSERT_TRUE(amu_channel_start(host.channel, mode, reconnect ? device_public : NULL, NULL));
+				pump(&host, &device);
+				/* the side that read the hello refused it */
+				checker = host_is_off ? &device : &host;
+				AMU_ASSERT_ERROR(amu_channel_get_error(checker->channel), AMU_ERROR_NOT_SUPPORTED);
+				CU_ASSERT_PTR_NOT_NULL(strstr(amu_channel_get_error(checker->channel)->message, says));
+				CU_ASSERT_PTR_NOT_NULL(strstr(amu_channel_get_error(checker->channel)->message, fix));
+				AMU_ASSERT_ERROR(amu_channel_get_error(host.channel), AMU_ERROR_NOT_SUPPORTED);
+				CU_ASSERT_PTR_NOT_NULL(strstr(amu_channel_get_error(host.channel)->message, fix));
+				CU_ASSERT_NOT_EQUAL(amu_channel_get_state(host.channel), AMU_CHANNEL_STATE_OPEN);
+				CU_ASSERT_FALSE(peer_saw(&device, AMU_CHANNEL_EVENT_PAIRING_ATTEMPT));
+				peer_clear(&host);
+				peer_clear(&device);
+			}
+		}
+	}
+}
+
 /* replayed and altered records end the session with their own errors */
 static void
 test_records_hostile(void)
@@ -371,5 +427,6 @@ AMU_TEST_MAIN("channel", {"keys", setup_keys}, {"pair: same code, open", test_pa
 	      {"pair: refused by lockout policy", test_pair_refused_by_policy},
 	      {"pair: relay with own keys gives different codes", test_mitm_codes_differ},
 	      {"reconnect: bonded, unknown host, impostor", test_reconnect},
+	      {"hello with another protocol version: refused on either side", test_protocol_version_mismatch},
 	      {"records: replay, tamper, drop", test_records_hostile},
 	      {"malformed packets", test_malformed_packets}, {"code derivation", test_code_derivation})

@@ -45,6 +45,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sodium_init() < 0)
 		return 0;
 	crypto_scalarmult_base(peer_public, secret);
+	device_hello.protocol_version = AMU_CHANNEL_PROTOCOL_VERSION;
+	host_hello.protocol_version = AMU_CHANNEL_PROTOCOL_VERSION;
 	device_hello.device_id.data = device_id;
 	device_hello.device_id.len = sizeof(device_id);
 
