@@ -16,14 +16,18 @@ struct AmuDeviceLog {
 	GArray *cached; /* of AmuSample, NULL if none */
 };
 
-/* the associated data binds a sealed chunk to its table and first sequence number */
+/* the associated data binds a sealed chunk to its table, first sequence
+ * number, category and count */
 static size_t
-chunk_ad(uint8_t ad[24], uint64_t first_seq)
+chunk_ad(uint8_t ad[32], uint64_t first_seq, AmuCategory category, uint64_t count)
 {
 	memcpy(ad, "device_log", 10);
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 8; i++) {
 		ad[10 + i] = (uint8_t)(first_seq >> (8 * i));
-	return 18;
+		ad[19 + i] = (uint8_t)(count >> (8 * i));
+	}
+	ad[18] = (uint8_t)category;
+	return 27;
 }
 
 static gboolean
@@ -112,8 +116,8 @@ log_append_locked(AmuDeviceLog *log, AmuCategory category, const AmuSample *samp
 		return FALSE;
 	}
 	while (n > 0) {
-		uint8_t ad[24];
-		size_t ad_len = chunk_ad(ad, *end_seq);
+		uint8_t ad[32];
+		size_t ad_len;
 		size_t taken;
 		g_autoptr(GBytes) sealed = NULL;
 
@@ -125,6 +129,7 @@ log_append_locked(AmuDeviceLog *log, AmuCategory category, const AmuSample *samp
 				    amu_category_to_string(category));
 			return FALSE;
 		}
+		ad_len = chunk_ad(ad, *end_seq, category, taken);
 		sealed = amu_store_seal(log->store, ad, ad_len, columns->data, columns->len);
 		sqlite3_bind_int64(insert, 1, (sqlite3_int64)*end_seq);
 		sqlite3_bind_int(insert, 2, category);
@@ -174,11 +179,11 @@ amu_device_log_groups_new(void)
 
 /* The decoded chunk starting at @first_seq, from the cache or the store. */
 static GArray *
-log_load_chunk(AmuDeviceLog *log, uint64_t first_seq, AmuCategory category, const void *sealed, size_t sealed_len,
-	       GError **error)
+log_load_chunk(AmuDeviceLog *log, uint64_t first_seq, AmuCategory category, uint64_t count, const void *sealed,
+	       size_t sealed_len, GError **error)
 {
-	uint8_t ad[24];
-	size_t ad_len = chunk_ad(ad, first_seq);
+	uint8_t ad[32];
+	size_t ad_len = chunk_ad(ad, first_seq, category, count);
 	g_autoptr(GBytes) plain = NULL;
 	g_autoptr(GArray) samples = NULL;
 
@@ -249,7 +254,7 @@ amu_device_log_read(AmuDeviceLog *log, uint64_t since, uint64_t end, size_t max_
 				    "the telemetry log has a hole at sequence %" G_GUINT64_FORMAT, seq);
 			return FALSE;
 		}
-		samples = log_load_chunk(log, first_seq, category, sqlite3_column_blob(stmt, 3),
+		samples = log_load_chunk(log, first_seq, category, count, sqlite3_column_blob(stmt, 3),
 					 (size_t)sqlite3_column_bytes(stmt, 3), error);
 		if (samples == NULL)
 			return FALSE;

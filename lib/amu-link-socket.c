@@ -34,6 +34,7 @@ typedef struct {
 	GSource *timer_source;
 	GQueue queue; /* of QueuedDatagram */
 	gboolean flush_pending; /* queued while corked: goes at uncork or the next iteration */
+	gboolean peer_gone;      /* a send found the peer closed: only reading is left */
 	gint64 next_free_us; /* shaping: when the simulated radio is free again */
 	/* the last batch read: rx_next..rx_count are not handed on yet. A nested
 	 * main loop (a callback iterating the context) hands those on first and
@@ -239,6 +240,18 @@ socket_send_due(AmuLinkSocket *self, gint64 now)
 	return sent;
 }
 
+/* The peer closed while we were writing. What it sent before closing may
+ * still wait in our receive queue (its last sync ack, say): drop what we
+ * had to send and let the read side deliver the rest, then report the
+ * close when it reads the end. */
+static void
+socket_peer_gone(AmuLinkSocket *self)
+{
+	self->peer_gone = TRUE;
+	g_queue_clear_full(&self->queue, g_free);
+	g_queue_init(&self->queue);
+}
+
 static void
 socket_flush(AmuLinkSocket *self)
 {
@@ -267,6 +280,10 @@ socket_flush(AmuLinkSocket *self)
 				}
 				return;
 			}
+			if (errno == EPIPE || errno == ECONNRESET) {
+				socket_peer_gone(self);
+				return;
+			}
 			socket_fail(self, errno, "writing to");
 			return;
 		}
@@ -285,12 +302,19 @@ socket_send(AmuLink *link, const uint8_t *buf, size_t len, GError **error)
 	AmuLinkSocket *self = (AmuLinkSocket *)link;
 	QueuedDatagram *datagram;
 
+	if (self->peer_gone)
+		return TRUE;
+
 	/* fast path: nothing queued, not corked, no shaping */
 	if (g_queue_is_empty(&self->queue) && link->cork_depth == 0 && link->rate_bps == 0 &&
 	    link->latency_ms == 0) {
 		ssize_t n = send(self->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n == (ssize_t)len)
 			return TRUE;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			socket_peer_gone(self);
+			return TRUE;
+		}
 		if (n < 0 && errno != EAGAIN && errno != ENOBUFS) {
 			g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "writing to %s: %s",
 				    link->description, g_strerror(errno));

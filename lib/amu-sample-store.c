@@ -10,12 +10,31 @@
 
 #define BLOCK_NONCEBYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define BLOCK_ABYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define BLOCK_AD_MAX 96
+#define BLOCK_AD_MAX 128
 
-/* "sample_blocks" || device id || category || block id (8 bytes LE): a block
- * moved to another row, device or category fails to open */
+typedef struct {
+	int64_t block_id;
+	AmuCategory category;
+	int64_t t_start;
+	int64_t t_end;
+	int64_t count;
+	int64_t clock_offset_ms;
+} BlockIndex;
+
 static size_t
-block_ad(uint8_t ad[BLOCK_AD_MAX], const char *device_id, AmuCategory category, int64_t block_id)
+put_le64(uint8_t *out, int64_t value)
+{
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)((uint64_t)value >> (8 * i));
+	return 8;
+}
+
+/* "sample_blocks" || device id || category || block id || the index columns
+ * in the clear (first and last time, count, clock offset), each 8 bytes LE:
+ * a block moved to another row, device or category, or whose index was
+ * edited to hide it from a query or shift its times, fails to open */
+static size_t
+block_ad(uint8_t ad[BLOCK_AD_MAX], const char *device_id, const BlockIndex *index)
 {
 	size_t id_len = MIN(strlen(device_id), (size_t)64);
 	size_t len = 0;
@@ -24,9 +43,12 @@ block_ad(uint8_t ad[BLOCK_AD_MAX], const char *device_id, AmuCategory category, 
 	len += 13;
 	memcpy(ad + len, device_id, id_len);
 	len += id_len;
-	ad[len++] = (uint8_t)category;
-	for (int i = 0; i < 8; i++)
-		ad[len++] = (uint8_t)((uint64_t)block_id >> (8 * i));
+	ad[len++] = (uint8_t)index->category;
+	len += put_le64(ad + len, index->block_id);
+	len += put_le64(ad + len, index->t_start);
+	len += put_le64(ad + len, index->t_end);
+	len += put_le64(ad + len, index->count);
+	len += put_le64(ad + len, index->clock_offset_ms);
 	return len;
 }
 
@@ -162,8 +184,12 @@ ingest_locked(AmuStore *store, const char *device_id, const uint8_t key[AMU_STOR
 			    stored_cursor, batch->first_seq);
 		return FALSE;
 	}
-	if (!prepare(store, &max_stmt, "SELECT COALESCE(MAX(block_id), 0) FROM sample_blocks", "storing samples",
-		     error) ||
+	/* never reuse the id of a deleted block: an old copy of its sealed blob
+	 * would otherwise open in the new row */
+	if (!prepare(store, &max_stmt,
+		     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'sample_blocks'), 0),"
+		     " (SELECT COALESCE(MAX(block_id), 0) FROM sample_blocks))",
+		     "storing samples", error) ||
 	    !prepare(store, &insert,
 		     "INSERT INTO sample_blocks(block_id, device_id, category, t_start, t_end, count, clock_offset_ms,"
 		     " received, sealed) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -181,7 +207,9 @@ ingest_locked(AmuStore *store, const char *device_id, const uint8_t key[AMU_STOR
 	block_id = sqlite3_column_int64(max_stmt, 0);
 	for (size_t i = 0; i < batch->n_groups; i++) {
 		uint8_t ad[BLOCK_AD_MAX];
-		size_t ad_len = block_ad(ad, device_id, groups[i].category, ++block_id);
+		BlockIndex index = {++block_id, groups[i].category, groups[i].t_start, groups[i].t_end, groups[i].count,
+				    clock_offset_ms};
+		size_t ad_len = block_ad(ad, device_id, &index);
 		size_t need = BLOCK_NONCEBYTES + groups[i].len + BLOCK_ABYTES;
 		unsigned long long clen = 0;
 
@@ -231,6 +259,46 @@ amu_sample_store_ingest(AmuStore *store, const char *device_id, const uint8_t ke
 	return TRUE;
 }
 
+static gboolean
+skip_locked(AmuStore *store, const char *device_id, uint64_t from, uint64_t to, int64_t now_ms, GError **error)
+{
+	g_autoptr(sqlite3_stmt) cursor = NULL;
+	uint64_t stored = 0;
+
+	if (!amu_sample_store_get_cursor(store, device_id, &stored, NULL, error))
+		return FALSE;
+	if (stored != from) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_ROLLBACK,
+			    "the store holds this device's samples up to %" G_GUINT64_FORMAT ", not %" G_GUINT64_FORMAT
+			    ": another sync of the device ran at the same time; sync again",
+			    stored, from);
+		return FALSE;
+	}
+	if (!prepare(store, &cursor,
+		     "INSERT INTO sync_cursors(device_id, next_seq, last_sync) VALUES(?1, ?2, ?3)"
+		     " ON CONFLICT(device_id) DO UPDATE SET next_seq = excluded.next_seq, last_sync = excluded.last_sync",
+		     "moving the sync cursor", error))
+		return FALSE;
+	sqlite3_bind_text(cursor, 1, device_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(cursor, 2, (sqlite3_int64)to);
+	sqlite3_bind_int64(cursor, 3, now_ms);
+	return step_done(store, cursor, "moving the sync cursor", error);
+}
+
+gboolean
+amu_sample_store_skip(AmuStore *store, const char *device_id, uint64_t from, uint64_t to, int64_t now_ms,
+		      GError **error)
+{
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+	if (!amu_store_begin(store, error))
+		return FALSE;
+	if (!skip_locked(store, device_id, from, to, now_ms, error) || !amu_store_commit(store, error)) {
+		amu_store_rollback(store);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* ------------------------------------------------------------------ reading */
 
 struct AmuSampleStoreIter {
@@ -261,7 +329,7 @@ amu_sample_store_iter_new(AmuStore *store, const char *device_id, const uint8_t 
 	iter->to_ms = to_ms;
 	iter->samples = g_array_sized_new(FALSE, FALSE, sizeof(AmuSample), 4096);
 	if (!prepare(store, &iter->stmt,
-		     "SELECT block_id, category, clock_offset_ms, sealed FROM sample_blocks"
+		     "SELECT block_id, category, clock_offset_ms, sealed, t_start, t_end, count FROM sample_blocks"
 		     " WHERE device_id = ?1 AND (?2 = 0 OR category = ?2) AND t_start < ?4 AND t_end >= ?3"
 		     " ORDER BY category, t_start, block_id",
 		     "reading samples", error))
@@ -278,6 +346,8 @@ iter_load_block(AmuSampleStoreIter *iter, GError **error)
 {
 	int64_t block_id = sqlite3_column_int64(iter->stmt, 0);
 	AmuCategory category = sqlite3_column_int(iter->stmt, 1);
+	BlockIndex index = {block_id, category, sqlite3_column_int64(iter->stmt, 4), sqlite3_column_int64(iter->stmt, 5),
+			    sqlite3_column_int64(iter->stmt, 6), sqlite3_column_int64(iter->stmt, 2)};
 	const uint8_t *sealed = sqlite3_column_blob(iter->stmt, 3);
 	size_t sealed_len = (size_t)sqlite3_column_bytes(iter->stmt, 3);
 	uint8_t ad[BLOCK_AD_MAX];
@@ -289,7 +359,7 @@ iter_load_block(AmuSampleStoreIter *iter, GError **error)
 		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "sample block %" G_GINT64_FORMAT " is damaged", block_id);
 		return FALSE;
 	}
-	ad_len = block_ad(ad, iter->device_id, category, block_id);
+	ad_len = block_ad(ad, iter->device_id, &index);
 	if (sealed_len > iter->plain_cap) {
 		if (iter->plain != NULL)
 			sodium_memzero(iter->plain, iter->plain_cap);
@@ -426,14 +496,24 @@ amu_sample_store_delete_device(AmuStore *store, const char *device_id, GError **
 {
 	g_autoptr(sqlite3_stmt) blocks = NULL;
 	g_autoptr(sqlite3_stmt) cursor = NULL;
+	gboolean own;
 
 	if (!prepare(store, &blocks, "DELETE FROM sample_blocks WHERE device_id = ?1", "deleting samples", error) ||
 	    !prepare(store, &cursor, "DELETE FROM sync_cursors WHERE device_id = ?1", "deleting samples", error))
 		return FALSE;
 	sqlite3_bind_text(blocks, 1, device_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(cursor, 1, device_id, -1, SQLITE_STATIC);
-	return step_done(store, blocks, "deleting samples", error) &&
-	       step_done(store, cursor, "deleting the sync cursor", error);
+	/* both or neither, in the caller's transaction if it has one */
+	own = sqlite3_get_autocommit(amu_store_get_db(store)) != 0;
+	if (own && !amu_store_begin(store, error))
+		return FALSE;
+	if (!step_done(store, blocks, "deleting samples", error) ||
+	    !step_done(store, cursor, "deleting the sync cursor", error) || (own && !amu_store_commit(store, error))) {
+		if (own)
+			amu_store_rollback(store);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 gboolean

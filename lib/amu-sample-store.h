@@ -28,6 +28,11 @@ gboolean amu_sample_store_ingest(AmuStore *store, const char *device_id, const u
 				 const Amulet__V1__SyncBatch *batch, int64_t clock_offset_ms, int64_t now_ms,
 				 GError **error);
 
+/* Another of the owner's hosts took samples [@from, @to): moves the cursor
+ * over them, if it still stands at @from (ROLLBACK otherwise). */
+gboolean amu_sample_store_skip(AmuStore *store, const char *device_id, uint64_t from, uint64_t to, int64_t now_ms,
+			       GError **error);
+
 /* Iterates the samples of one device, ordered by category then time; category 0 means all.
  * Only samples with from_ms <= timestamp < to_ms are returned. */
 typedef struct AmuSampleStoreIter AmuSampleStoreIter;

@@ -193,6 +193,15 @@ amu_session_sync_rx(AmuSession *self, const Amulet__V1__Message *message)
 	}
 	switch (event) {
 	case AMU_SYNC_RX_STARTED:
+		if (amu_sync_receiver_get_skipped(sync->receiver) > 0) {
+			uint64_t first = amu_sync_receiver_get_cursor(sync->receiver);
+			if (!amu_sample_store_skip(sync->store, sync->device_id,
+						   first - amu_sync_receiver_get_skipped(sync->receiver), first,
+						   g_get_real_time() / 1000, &error)) {
+				sync_abort(sync, error);
+				return TRUE;
+			}
+		}
 		sync->progress.samples_total =
 			amu_sync_receiver_get_end(sync->receiver) - amu_sync_receiver_get_cursor(sync->receiver);
 		sync->progress.skipped = amu_sync_receiver_get_skipped(sync->receiver);

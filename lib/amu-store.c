@@ -41,7 +41,7 @@ static const char *const store_migrations[] = {
 	/* 2: telemetry. Host: sealed sample blocks (amu-sample-store.c) and one
 	 * sync cursor per device. Device: its append-only log (amu-device-log.c).
 	 * Both roles share one schema, so each database has the other's tables empty. */
-	"CREATE TABLE sample_blocks(block_id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
+	"CREATE TABLE sample_blocks(block_id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL,"
 	" category INTEGER NOT NULL, t_start INTEGER NOT NULL, t_end INTEGER NOT NULL,"
 	" count INTEGER NOT NULL, clock_offset_ms INTEGER NOT NULL, received INTEGER NOT NULL,"
 	" sealed BLOB NOT NULL);"

@@ -243,6 +243,8 @@ amu_sync_receiver_get_clock_offset(AmuSyncReceiver *receiver, int64_t *uncertain
 static gboolean
 receiver_rx_start(AmuSyncReceiver *receiver, const Amulet__V1__SyncStart *start, int64_t now_ms, GError **error)
 {
+	int64_t offset_low, offset_high;
+
 	if (receiver->state != RECEIVER_REQUESTED) {
 		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_PROTOCOL, "unexpected sync start");
 		return FALSE;
@@ -262,15 +264,21 @@ receiver_rx_start(AmuSyncReceiver *receiver, const Amulet__V1__SyncStart *start,
 		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_PROTOCOL, "sync start with first after end");
 		return FALSE;
 	}
+	/* NTP's bounds: the device answered after we asked and before we heard */
+	if (__builtin_sub_overflow(start->device_time_ms, receiver->request_ms, &offset_high) ||
+	    __builtin_sub_overflow(start->device_time_ms, now_ms, &offset_low)) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_PROTOCOL, "sync start with device time %" G_GINT64_FORMAT " ms",
+			    start->device_time_ms);
+		return FALSE;
+	}
 	if (start->first_seq > receiver->cursor) {
 		receiver->skipped = start->first_seq - receiver->cursor;
 		receiver->cursor = start->first_seq;
 	}
 	receiver->received = receiver->cursor;
 	receiver->end = start->end_seq;
-	/* NTP's bounds: the device answered after we asked and before we heard */
-	receiver->offset_high = start->device_time_ms - receiver->request_ms;
-	receiver->offset_low = start->device_time_ms - now_ms;
+	receiver->offset_high = offset_high;
+	receiver->offset_low = offset_low;
 	receiver->state = RECEIVER_STREAMING;
 	return TRUE;
 }
@@ -279,6 +287,7 @@ static gboolean
 receiver_rx_batch(AmuSyncReceiver *receiver, const Amulet__V1__SyncBatch *batch, int64_t now_ms, GError **error)
 {
 	uint64_t total = 0;
+	int64_t offset_low;
 
 	if (receiver->state != RECEIVER_STREAMING) {
 		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_PROTOCOL, "sync batch before sync start");
@@ -312,7 +321,12 @@ receiver_rx_batch(AmuSyncReceiver *receiver, const Amulet__V1__SyncBatch *batch,
 		return FALSE;
 	}
 	/* sent before we heard it: another lower bound */
-	receiver->offset_low = MAX(receiver->offset_low, batch->device_time_ms - now_ms);
+	if (__builtin_sub_overflow(batch->device_time_ms, now_ms, &offset_low)) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_PROTOCOL, "sync batch with device time %" G_GINT64_FORMAT " ms",
+			    batch->device_time_ms);
+		return FALSE;
+	}
+	receiver->offset_low = MAX(receiver->offset_low, offset_low);
 	receiver->received = batch->end_seq;
 	return TRUE;
 }

@@ -35,7 +35,8 @@ remove_tree(const char *path)
 
 	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
 		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
+		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
 			remove_tree(child);
 		else
 			g_unlink(child);
@@ -92,7 +93,8 @@ query_int(AmuStore *store, const char *sql)
 {
 	g_autoptr(sqlite3_stmt) stmt = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(amu_store_get_db(store), sql, -1, &stmt, NULL), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(amu_store_get_db(store), sql, -1, &stmt, NULL),
+			      SQLITE_OK);
 	CU_ASSERT_EQUAL_FATAL(sqlite3_step(stmt), SQLITE_ROW);
 	return sqlite3_column_int(stmt, 0);
 }
@@ -110,10 +112,10 @@ typedef struct {
 } Generator;
 
 static const int64_t period_ms[AMU_CATEGORY_LAST + 1] = {
-	[AMU_CATEGORY_HEART_RATE] = 1000,	[AMU_CATEGORY_STEPS] = 60000,
-	[AMU_CATEGORY_SPO2] = 60000,		[AMU_CATEGORY_SLEEP_STAGE] = 30000,
-	[AMU_CATEGORY_SKIN_TEMP] = 60000,	[AMU_CATEGORY_RESPIRATORY_RATE] = 60000,
-	[AMU_CATEGORY_LOCATION] = 1000,		[AMU_CATEGORY_BATTERY] = 600000,
+	[AMU_CATEGORY_HEART_RATE] = 1000, [AMU_CATEGORY_STEPS] = 60000,
+	[AMU_CATEGORY_SPO2] = 60000,	  [AMU_CATEGORY_SLEEP_STAGE] = 30000,
+	[AMU_CATEGORY_SKIN_TEMP] = 60000, [AMU_CATEGORY_RESPIRATORY_RATE] = 60000,
+	[AMU_CATEGORY_LOCATION] = 1000,	  [AMU_CATEGORY_BATTERY] = 600000,
 	[AMU_CATEGORY_TOY_EVENT] = 45000,
 };
 
@@ -142,7 +144,8 @@ generate(Generator *generator, AmuCategory category, guint n, GArray *out)
 	guint n_values = amu_category_get_n_values(category);
 
 	for (guint i = 0; i < n; i++) {
-		AmuSample sample = { .timestamp_ms = generator->next_ms[category], .category = category };
+		AmuSample sample = { .timestamp_ms = generator->next_ms[category],
+				     .category = category };
 
 		for (guint c = 0; c < n_values; c++) {
 			gint32 min, max;
@@ -154,7 +157,8 @@ generate(Generator *generator, AmuCategory category, guint n, GArray *out)
 				value = min + ((gint64)max - min) / 2;
 			else
 				value = generator->last[category][c] +
-					g_rand_int_range(generator->rand, -(gint32)MIN(step, G_MAXINT32 / 2),
+					g_rand_int_range(generator->rand,
+							 -(gint32)MIN(step, G_MAXINT32 / 2),
 							 (gint32)MIN(step, G_MAXINT32 / 2) + 1);
 			sample.values[c] = (gint32)CLAMP(value, min, max);
 			generator->last[category][c] = sample.values[c];
@@ -203,16 +207,11 @@ samples_digest(const GArray *samples)
 			record[4 + b] = (guint8)(ts >> (8 * b));
 		for (guint c = 0; c < AMU_SAMPLE_MAX_VALUES; c++)
 			for (int b = 0; b < 4; b++)
-				record[12 + 4 * c + b] = (guint8)((guint32)sample->values[c] >> (8 * b));
+				record[12 + 4 * c + b] =
+				  (guint8)((guint32)sample->values[c] >> (8 * b));
 		g_checksum_update(checksum, record, sizeof(record));
 	}
 	return g_strdup(g_checksum_get_string(checksum));
-}
-
-static gboolean
-samples_equal(const AmuSample *a, const AmuSample *b)
-{
-	return sample_compare(a, b) == 0 && a->category == b->category;
 }
 
 /* ---------------------------------------------------------------- device */
@@ -220,7 +219,7 @@ samples_equal(const AmuSample *a, const AmuSample *b)
 typedef struct {
 	Scratch *scratch;
 	AmuDeviceLog *log;
-	GArray *appended; /* of AmuSample, in sequence order */
+	GArray *appended;	/* of AmuSample, in sequence order */
 	int64_t clock_ahead_ms; /* device clock minus host clock */
 } Device;
 
@@ -256,13 +255,14 @@ device_append(Device *device, Generator *generator, AmuCategory category, guint 
 	uint64_t end = amu_device_log_get_end_seq(device->log);
 
 	generate(generator, category, n, samples);
-	CU_ASSERT_TRUE(amu_device_log_append(device->log, category, (const AmuSample *)samples->data, n, &error));
+	CU_ASSERT_TRUE(amu_device_log_append(
+	  device->log, category, (const AmuSample *)samples->data, n, &error));
 	CU_ASSERT_PTR_NULL(error);
 	CU_ASSERT_EQUAL(amu_device_log_get_end_seq(device->log), end + n);
 	g_array_append_vals(device->appended, samples->data, n);
 }
 
-/* A wearable's afternoon: long heart-rate runs that span log chunks, and
+/* A wearable's day: long heart-rate runs that span log chunks, and
  * every other category in between, each append in its own chunks. */
 static void
 device_append_day(Device *device, Generator *generator)
@@ -301,8 +301,8 @@ groups_decode(GPtrArray *groups, GArray *out)
 		g_autoptr(GError) error = NULL;
 		guint before = out->len;
 
-		CU_ASSERT_TRUE(amu_batch_decode_group(group->category, group->columns->data, group->columns->len, out,
-						      &error));
+		CU_ASSERT_TRUE(amu_batch_decode_group(
+		  group->category, group->columns->data, group->columns->len, out, &error));
 		CU_ASSERT_PTR_NULL(error);
 		CU_ASSERT_EQUAL(out->len - before, group->count);
 	}
@@ -322,7 +322,8 @@ log_read_all(AmuDeviceLog *log, uint64_t since, uint64_t end, size_t max_bytes)
 		uint64_t next = 0;
 		size_t bytes = 0;
 
-		CU_ASSERT_TRUE_FATAL(amu_device_log_read(log, seq, end, max_bytes, &groups, &next, &error));
+		CU_ASSERT_TRUE_FATAL(
+		  amu_device_log_read(log, seq, end, max_bytes, &groups, &next, &error));
 		CU_ASSERT_TRUE_FATAL(next > seq && next <= end);
 		groups_decode(groups, samples);
 		for (guint i = 0; i < groups->len; i++)
@@ -337,8 +338,8 @@ static gboolean
 samples_equal_range(const GArray *got, const GArray *expected, uint64_t from)
 {
 	for (guint i = 0; i < got->len; i++) {
-		if (!samples_equal(&g_array_index(got, AmuSample, i),
-				   &g_array_index(expected, AmuSample, from + i))) {
+		if (sample_compare(&g_array_index(got, AmuSample, i),
+				   &g_array_index(expected, AmuSample, from + i)) != 0) {
 			g_printerr("  sample %" G_GUINT64_FORMAT " differs\n", from + i);
 			return FALSE;
 		}
@@ -353,7 +354,9 @@ test_log_read_ranges(void)
 {
 	g_autoptr(Device) device = device_new();
 	g_autoptr(Generator) generator = generator_new(1);
-	const size_t budgets[] = { 1, 64, AMU_SYNC_MIN_BATCH_BYTES, AMU_SYNC_MAX_BATCH_BYTES, G_MAXSIZE };
+	const size_t budgets[] = {
+		1, 64, AMU_SYNC_MIN_BATCH_BYTES, AMU_SYNC_MAX_BATCH_BYTES, G_MAXSIZE
+	};
 	uint64_t total;
 
 	device_append_day(device, generator);
@@ -362,8 +365,8 @@ test_log_read_ranges(void)
 	CU_ASSERT_EQUAL(amu_device_log_get_end_seq(device->log), total);
 	/* More chunks than appends: long runs were split. */
 	CU_ASSERT_TRUE(query_int(device->scratch->store, "SELECT count(*) FROM device_log") > 11);
-	CU_ASSERT_TRUE(query_int(device->scratch->store, "SELECT max(count) FROM device_log") ==
-		       AMU_DEVICE_LOG_CHUNK);
+	CU_ASSERT_EQUAL(query_int(device->scratch->store, "SELECT max(count) FROM device_log"),
+			AMU_DEVICE_LOG_CHUNK);
 
 	for (size_t b = 0; b < G_N_ELEMENTS(budgets); b++) {
 		/* from the start, from inside the first chunk, from a chunk's last
@@ -395,8 +398,8 @@ test_log_read_ranges(void)
 		g_autoptr(GArray) got = g_array_new(FALSE, FALSE, sizeof(AmuSample));
 		uint64_t next = 0;
 
-		CU_ASSERT_TRUE(amu_device_log_read(device->log, total - 3, total + 100, G_MAXSIZE, &groups, &next,
-						   &error));
+		CU_ASSERT_TRUE(amu_device_log_read(
+		  device->log, total - 3, total + 100, G_MAXSIZE, &groups, &next, &error));
 		CU_ASSERT_EQUAL(next, total);
 		groups_decode(groups, got);
 		CU_ASSERT_EQUAL(got->len, 3);
@@ -433,14 +436,17 @@ test_log_drop_persists(void)
 	CU_ASSERT_EQUAL(amu_device_log_get_first_seq(device->log), drop);
 	CU_ASSERT_EQUAL(amu_device_log_get_end_seq(device->log), total);
 	/* The first chunk is gone from the file, the partly acked one is kept. */
-	CU_ASSERT_EQUAL(query_int(device->scratch->store, "SELECT count(*) FROM device_log WHERE first_seq = 0"), 0);
+	CU_ASSERT_EQUAL(
+	  query_int(device->scratch->store, "SELECT count(*) FROM device_log WHERE first_seq = 0"),
+	  0);
 	CU_ASSERT_EQUAL(query_int(device->scratch->store, "SELECT min(first_seq) FROM device_log"),
 			AMU_DEVICE_LOG_CHUNK);
 	got = log_read_all(device->log, drop, total, AMU_SYNC_DEFAULT_BATCH_BYTES);
 	CU_ASSERT_EQUAL(got->len, total - drop);
 	CU_ASSERT_TRUE(samples_equal_range(got, device->appended, drop));
 	/* What was dropped cannot be read. */
-	CU_ASSERT_FALSE(amu_device_log_read(device->log, drop - 1, total, G_MAXSIZE, &groups, &next, &error));
+	CU_ASSERT_FALSE(
+	  amu_device_log_read(device->log, drop - 1, total, G_MAXSIZE, &groups, &next, &error));
 	CU_ASSERT_PTR_NOT_NULL(error);
 	g_clear_error(&error);
 
@@ -462,7 +468,8 @@ test_log_drop_beyond_end(void)
 	CU_ASSERT_FALSE(amu_device_log_drop_before(device->log, 101, &error));
 	AMU_ASSERT_ERROR(error, AMU_ERROR_PROTOCOL);
 	CU_ASSERT_EQUAL(amu_device_log_get_first_seq(device->log), 0);
-	CU_ASSERT_EQUAL(query_int(device->scratch->store, "SELECT sum(count) FROM device_log"), 100);
+	CU_ASSERT_EQUAL(query_int(device->scratch->store, "SELECT sum(count) FROM device_log"),
+			100);
 	g_clear_error(&error);
 	CU_ASSERT_TRUE(amu_device_log_drop_before(device->log, 100, &error));
 	CU_ASSERT_EQUAL(amu_device_log_get_first_seq(device->log), 100);
@@ -486,13 +493,14 @@ test_log_append_out_of_range(void)
 	/* 400 bpm in the second chunk's worth: the first chunk was fine. */
 	generate(generator, AMU_CATEGORY_HEART_RATE, AMU_DEVICE_LOG_CHUNK + 500, samples);
 	g_array_index(samples, AmuSample, AMU_DEVICE_LOG_CHUNK + 250).values[0] = 400;
-	CU_ASSERT_FALSE(amu_device_log_append(device->log, AMU_CATEGORY_HEART_RATE, (AmuSample *)samples->data,
-					      samples->len, &error));
+	CU_ASSERT_FALSE(amu_device_log_append(
+	  device->log, AMU_CATEGORY_HEART_RATE, (AmuSample *)samples->data, samples->len, &error));
 	AMU_ASSERT_ERROR(error, AMU_ERROR_INVALID_ARGUMENT);
 	g_clear_error(&error);
 	CU_ASSERT_EQUAL(amu_device_log_get_end_seq(device->log), end);
 	CU_ASSERT_EQUAL(query_int(device->scratch->store, "SELECT count(*) FROM device_log"), rows);
-	CU_ASSERT_TRUE(amu_device_log_read(device->log, end, G_MAXUINT64, G_MAXSIZE, &groups, &next, &error));
+	CU_ASSERT_TRUE(
+	  amu_device_log_read(device->log, end, G_MAXUINT64, G_MAXSIZE, &groups, &next, &error));
 	CU_ASSERT_EQUAL(groups->len, 0);
 	CU_ASSERT_EQUAL(next, end);
 	g_clear_pointer(&groups, g_ptr_array_unref);
@@ -501,8 +509,8 @@ test_log_append_out_of_range(void)
 	g_array_set_size(samples, 0);
 	generate(generator, AMU_CATEGORY_STEPS, 20, samples);
 	g_array_index(samples, AmuSample, 19).category = AMU_CATEGORY_BATTERY;
-	CU_ASSERT_FALSE(amu_device_log_append(device->log, AMU_CATEGORY_STEPS, (AmuSample *)samples->data,
-					      samples->len, &error));
+	CU_ASSERT_FALSE(amu_device_log_append(
+	  device->log, AMU_CATEGORY_STEPS, (AmuSample *)samples->data, samples->len, &error));
 	AMU_ASSERT_ERROR(error, AMU_ERROR_INVALID_ARGUMENT);
 	g_clear_error(&error);
 	CU_ASSERT_EQUAL(amu_device_log_get_end_seq(device->log), end);
@@ -653,8 +661,8 @@ host_samples(Host *host)
 {
 	GArray *samples = g_array_new(FALSE, FALSE, sizeof(AmuSample));
 	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuSampleStoreIter) iter =
-		amu_sample_store_iter_new(host->store, DEVICE_ID, host_data_key, 0, G_MININT64, G_MAXINT64, &error);
+	g_autoptr(AmuSampleStoreIter) iter = amu_sample_store_iter_new(
+	  host->store, DEVICE_ID, host_data_key, 0, G_MININT64, G_MAXINT64, &error);
 	AmuSample sample;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(iter);
@@ -680,8 +688,11 @@ host_holds_exactly(Host *host, const GArray *appended)
 	for (int c = AMU_CATEGORY_FIRST; c <= AMU_CATEGORY_LAST; c++)
 		counted += counts[c];
 	if (stored->len != appended->len || counted != appended->len || g_strcmp0(want, got) != 0) {
-		g_printerr("  host holds %u samples (counted %" G_GUINT64_FORMAT "), device appended %u\n",
-			   stored->len, counted, appended->len);
+		g_printerr("  host holds %u samples (counted %" G_GUINT64_FORMAT
+			   "), device appended %u\n",
+			   stored->len,
+			   counted,
+			   appended->len);
 		return FALSE;
 	}
 	return TRUE;
@@ -691,7 +702,7 @@ host_holds_exactly(Host *host, const GArray *appended)
 
 typedef struct {
 	gboolean failed;   /* a side refused a message: a bug here */
-	gboolean done;     /* the receiver saw the sync through */
+	gboolean done;	   /* the receiver saw the sync through */
 	guint sent;	   /* messages put on the wire */
 	guint batches;	   /* batches the host stored */
 	int64_t offset_ms; /* the receiver's clock offset at the end */
@@ -707,7 +718,7 @@ run_connection(Device *device, Host *host, const Link *link, int64_t *clock_ms)
 	Amulet__V1__Message message = AMULET__V1__MESSAGE__INIT;
 	Amulet__V1__SyncRequest request;
 	AmuSyncReceiver *receiver =
-		amu_sync_receiver_new(host_cursor(host), AMU_SYNC_DEFAULT_WINDOW, link->batch_bytes);
+	  amu_sync_receiver_new(host_cursor(host), AMU_SYNC_DEFAULT_WINDOW, link->batch_bytes);
 	AmuSyncSender *sender = amu_sync_sender_new(device->log, device_send_cb, &wire);
 	Packet *packet;
 
@@ -728,7 +739,8 @@ run_connection(Device *device, Host *host, const Link *link, int64_t *clock_ms)
 		if (rx == NULL) {
 			ok = FALSE;
 		} else if (packet->direction == TO_DEVICE) {
-			ok = amu_sync_sender_rx(sender, rx, *clock_ms + device->clock_ahead_ms, &error);
+			ok = amu_sync_sender_rx(
+			  sender, rx, *clock_ms + device->clock_ahead_ms, &error);
 		} else {
 			AmuSyncRxEvent event;
 
@@ -737,9 +749,14 @@ run_connection(Device *device, Host *host, const Link *link, int64_t *clock_ms)
 				Amulet__V1__Message reply = AMULET__V1__MESSAGE__INIT;
 				Amulet__V1__SyncAck ack;
 
-				ok = amu_sample_store_ingest(host->store, DEVICE_ID, host_data_key, rx->sync_batch,
-							     amu_sync_receiver_get_clock_offset(receiver, NULL),
-							     *clock_ms, &error);
+				ok = amu_sample_store_ingest(
+				  host->store,
+				  DEVICE_ID,
+				  host_data_key,
+				  rx->sync_batch,
+				  amu_sync_receiver_get_clock_offset(receiver, NULL),
+				  *clock_ms,
+				  &error);
 				if (ok) {
 					result.batches++;
 					amu_sync_receiver_stored(receiver, &ack);
@@ -750,7 +767,8 @@ run_connection(Device *device, Host *host, const Link *link, int64_t *clock_ms)
 			}
 		}
 		if (!ok) {
-			g_printerr("  message to the %s: %s\n", packet->direction == TO_DEVICE ? "device" : "host",
+			g_printerr("  message to the %s: %s\n",
+				   packet->direction == TO_DEVICE ? "device" : "host",
 				   error != NULL ? error->message : "does not unpack");
 			result.failed = TRUE;
 		}
@@ -833,7 +851,8 @@ sync_until_done(Device *device, Host *host, const Link *link, int64_t *clock_ms,
 	guint connections = 0;
 
 	whole.cut = G_MAXUINT;
-	while (!(device_log_empty(device) && host_cursor(host) == amu_device_log_get_end_seq(device->log))) {
+	while (!(device_log_empty(device) &&
+		 host_cursor(host) == amu_device_log_get_end_seq(device->log))) {
 		uint64_t cursor = host_cursor(host);
 		uint64_t first = amu_device_log_get_first_seq(device->log);
 		Connection connection;
@@ -851,7 +870,8 @@ sync_until_done(Device *device, Host *host, const Link *link, int64_t *clock_ms,
 		CU_ASSERT_TRUE(amu_device_log_get_first_seq(device->log) <= host_cursor(host));
 		if (host_cursor(host) > amu_device_log_get_first_seq(device->log))
 			(*ack_lost)++;
-		stalled = host_cursor(host) == cursor && amu_device_log_get_first_seq(device->log) == first;
+		stalled =
+		  host_cursor(host) == cursor && amu_device_log_get_first_seq(device->log) == first;
 	}
 	return connections;
 }
@@ -936,9 +956,11 @@ test_interruptions(void)
 				guint n = 1;
 
 				while (i + n < reference->len &&
-				       g_array_index(reference, AmuSample, i + n).category == run->category)
+				       g_array_index(reference, AmuSample, i + n).category ==
+					 run->category)
 					n++;
-				CU_ASSERT_TRUE(amu_device_log_append(device->log, run->category, run, n, &error));
+				CU_ASSERT_TRUE(amu_device_log_append(
+				  device->log, run->category, run, n, &error));
 				g_array_append_vals(device->appended, run, n);
 				i += n;
 			}
@@ -946,8 +968,12 @@ test_interruptions(void)
 			CU_ASSERT_TRUE(connections > 0);
 			if (connections > 2)
 				repeated++;
-			if (!host_holds_exactly(host, device->appended) || !device_log_empty(device)) {
-				g_printerr("  cut after message %u of %u, round %u\n", link.cut, total, round);
+			if (!host_holds_exactly(host, device->appended) ||
+			    !device_log_empty(device)) {
+				g_printerr("  cut after message %u of %u, round %u\n",
+					   link.cut,
+					   total,
+					   round);
 				CU_FAIL("samples lost or stored twice");
 			}
 		}
@@ -972,7 +998,11 @@ static const uint8_t one_sample[] = { 0x01, 0x00, 0x78 };
 
 /* A batch [first, end) whose groups have these categories and counts. */
 static void
-batch_message_init(BatchMessage *m, uint64_t first, uint64_t end, const uint32_t *categories, const uint32_t *counts,
+batch_message_init(BatchMessage *m,
+		   uint64_t first,
+		   uint64_t end,
+		   const uint32_t *categories,
+		   const uint32_t *counts,
 		   size_t n_groups)
 {
 	amulet__v1__message__init(&m->message);
@@ -1010,7 +1040,8 @@ batch_message_one(BatchMessage *m, uint64_t first, uint64_t end)
 static AmuSyncReceiver *
 receiver_new(uint64_t cursor, gboolean started, uint64_t end)
 {
-	AmuSyncReceiver *receiver = amu_sync_receiver_new(cursor, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
+	AmuSyncReceiver *receiver =
+	  amu_sync_receiver_new(cursor, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
 	Amulet__V1__SyncRequest request;
 	Amulet__V1__SyncStart start = AMULET__V1__SYNC_START__INIT;
 	Amulet__V1__Message message = AMULET__V1__MESSAGE__INIT;
@@ -1050,7 +1081,8 @@ assert_receiver_refuses(AmuSyncReceiver *receiver, const Amulet__V1__Message *me
 static void
 test_receiver_batch_before_start(void)
 {
-	AmuSyncReceiver *receiver = amu_sync_receiver_new(100, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
+	AmuSyncReceiver *receiver =
+	  amu_sync_receiver_new(100, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
 	BatchMessage m;
 
 	batch_message_one(&m, 100, 110);
@@ -1114,7 +1146,9 @@ static void
 test_receiver_group_counts(void)
 {
 	AmuSyncReceiver *receiver = receiver_new(0, TRUE, 100);
-	const uint32_t categories[] = { AMU_CATEGORY_HEART_RATE, AMU_CATEGORY_STEPS, AMU_CATEGORY_BATTERY };
+	const uint32_t categories[] = { AMU_CATEGORY_HEART_RATE,
+					AMU_CATEGORY_STEPS,
+					AMU_CATEGORY_BATTERY };
 	const uint32_t too_few[] = { 4, 3, 2 };
 	const uint32_t too_many[] = { 4, 3, 4 };
 	const uint32_t with_empty[] = { 7, 0, 3 };
@@ -1156,7 +1190,10 @@ test_receiver_unknown_category(void)
 }
 
 static void
-start_message_init(Amulet__V1__Message *message, Amulet__V1__SyncStart *start, uint64_t first, uint64_t end,
+start_message_init(Amulet__V1__Message *message,
+		   Amulet__V1__SyncStart *start,
+		   uint64_t first,
+		   uint64_t end,
 		   int64_t host_time_ms)
 {
 	amulet__v1__message__init(message);
@@ -1211,6 +1248,46 @@ test_receiver_start_other_request(void)
 	amu_sync_receiver_free(receiver);
 }
 
+/* A device clock so far off that its distance to the host's does not fit
+ * an int64 cannot be corrected for: refused, never wrapped around. */
+static void
+test_receiver_device_clock_out_of_range(void)
+{
+	AmuSyncReceiver *receiver = receiver_new(0, FALSE, 0);
+	g_autoptr(GError) error = NULL;
+	Amulet__V1__Message message;
+	Amulet__V1__SyncStart start;
+	AmuSyncRxEvent event;
+	BatchMessage m;
+
+	start_message_init(&message, &start, 0, 100, REQUEST_MS);
+	start.device_time_ms = G_MININT64;
+	assert_receiver_refuses(receiver, &message, AMU_ERROR_PROTOCOL);
+	amu_sync_receiver_free(receiver);
+
+	receiver = amu_sync_receiver_new(0, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
+	{
+		Amulet__V1__SyncRequest request;
+
+		amu_sync_receiver_start(receiver, G_MININT64 + 5, &request);
+		start_message_init(&message, &start, 0, 100, G_MININT64 + 5);
+		start.device_time_ms = G_MAXINT64;
+		assert_receiver_refuses(receiver, &message, AMU_ERROR_PROTOCOL);
+	}
+	amu_sync_receiver_free(receiver);
+
+	/* a batch's clock, too */
+	receiver = receiver_new(0, TRUE, 100);
+	batch_message_one(&m, 0, 10);
+	m.batch.device_time_ms = G_MININT64;
+	assert_receiver_refuses(receiver, &m.message, AMU_ERROR_PROTOCOL);
+	/* far off but representable is a clock to correct, not an error */
+	m.batch.device_time_ms = G_MAXINT64;
+	CU_ASSERT_TRUE(amu_sync_receiver_rx(receiver, &m.message, REQUEST_MS + 30, &event, &error));
+	CU_ASSERT_PTR_NULL(error);
+	amu_sync_receiver_free(receiver);
+}
+
 /* ---------------------------------------------------------------- the sender refuses */
 
 /* What a sender sent, copied out of its messages. */
@@ -1238,7 +1315,10 @@ record_send_cb(const Amulet__V1__Message *message, void *user_data, GError **err
 }
 
 static void
-request_message_init(Amulet__V1__Message *message, Amulet__V1__SyncRequest *request, uint64_t since, uint32_t window,
+request_message_init(Amulet__V1__Message *message,
+		     Amulet__V1__SyncRequest *request,
+		     uint64_t since,
+		     uint32_t window,
 		     uint32_t max_batch_bytes)
 {
 	amulet__v1__message__init(message);
@@ -1253,7 +1333,10 @@ request_message_init(Amulet__V1__Message *message, Amulet__V1__SyncRequest *requ
 
 /* @sender refuses @message with @code, sends nothing and drops nothing. */
 static void
-assert_sender_refuses(AmuSyncSender *sender, Device *device, GArray *sent, const Amulet__V1__Message *message,
+assert_sender_refuses(AmuSyncSender *sender,
+		      Device *device,
+		      GArray *sent,
+		      const Amulet__V1__Message *message,
 		      int code)
 {
 	g_autoptr(GError) error = NULL;
@@ -1319,14 +1402,17 @@ test_sender_since_beyond_end(void)
 
 	device_append(device, generator, AMU_CATEGORY_STEPS, 100);
 	/* The host stored more than this log ever held: the log was reset. */
-	request_message_init(&message, &request, 101, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
+	request_message_init(
+	  &message, &request, 101, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
 	assert_sender_refuses(sender, device, sent, &message, AMU_ERROR_ROLLBACK);
 	CU_ASSERT_EQUAL(amu_device_log_get_end_seq(device->log), 100);
 	/* Exactly at the end: nothing to send, all acked. */
-	request_message_init(&message, &request, 100, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
+	request_message_init(
+	  &message, &request, 100, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
 	CU_ASSERT_TRUE(amu_sync_sender_rx(sender, &message, REQUEST_MS + 10, &error));
 	CU_ASSERT_EQUAL_FATAL(sent->len, 1);
-	CU_ASSERT_EQUAL(g_array_index(sent, Sent, 0).body_case, AMULET__V1__MESSAGE__BODY_SYNC_START);
+	CU_ASSERT_EQUAL(g_array_index(sent, Sent, 0).body_case,
+			AMULET__V1__MESSAGE__BODY_SYNC_START);
 	CU_ASSERT_EQUAL(g_array_index(sent, Sent, 0).first_seq, 100);
 	CU_ASSERT_EQUAL(g_array_index(sent, Sent, 0).end_seq, 100);
 	CU_ASSERT_TRUE(device_log_empty(device));
@@ -1355,6 +1441,7 @@ test_sender_ack_matches_no_batch(void)
 	Amulet__V1__SyncAck ack;
 	g_autoptr(GError) error = NULL;
 	uint64_t first_end, second_end;
+	uint64_t wrong[7];
 
 	device_append(device, generator, AMU_CATEGORY_LOCATION, 2000);
 	/* an ack before any sync */
@@ -1368,7 +1455,14 @@ test_sender_ack_matches_no_batch(void)
 	second_end = g_array_index(sent, Sent, 2).end_seq;
 	CU_ASSERT_EQUAL(g_array_index(sent, Sent, 2).first_seq, first_end);
 
-	const uint64_t wrong[] = { 0, first_end - 1, first_end + 1, second_end - 1, second_end + 1, 2000, G_MAXUINT64 };
+	/* before, inside and after each batch in flight; the log's end; nonsense */
+	wrong[0] = 0;
+	wrong[1] = first_end - 1;
+	wrong[2] = first_end + 1;
+	wrong[3] = second_end - 1;
+	wrong[4] = second_end + 1;
+	wrong[5] = 2000;
+	wrong[6] = G_MAXUINT64;
 	for (size_t i = 0; i < G_N_ELEMENTS(wrong); i++) {
 		ack_message_init(&message, &ack, wrong[i]);
 		assert_sender_refuses(sender, device, sent, &message, AMU_ERROR_PROTOCOL);
@@ -1393,7 +1487,8 @@ test_sender_ack_matches_no_batch(void)
 static AmuSyncReceiver *
 receiver_measure(int64_t request_ms, int64_t ahead_ms)
 {
-	AmuSyncReceiver *receiver = amu_sync_receiver_new(0, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
+	AmuSyncReceiver *receiver =
+	  amu_sync_receiver_new(0, AMU_SYNC_DEFAULT_WINDOW, AMU_SYNC_DEFAULT_BATCH_BYTES);
 	g_autoptr(GError) error = NULL;
 	Amulet__V1__SyncRequest request;
 	Amulet__V1__SyncStart start = AMULET__V1__SYNC_START__INIT;
@@ -1469,7 +1564,8 @@ test_clock_offset_stored(void)
 	connection = run_connection(device, host, &link, &clock_ms);
 	CU_ASSERT_FALSE(connection.failed);
 	CU_ASSERT_TRUE(connection.done);
-	CU_ASSERT_TRUE(connection.offset_ms >= 3600000 - 10 && connection.offset_ms <= 3600000 + 10);
+	CU_ASSERT_TRUE(connection.offset_ms >= 3600000 - 10 &&
+		       connection.offset_ms <= 3600000 + 10);
 	stored = host_samples(host);
 	expected = g_array_copy(device->appended);
 	for (guint i = 0; i < expected->len; i++)
@@ -1495,6 +1591,7 @@ AMU_TEST_MAIN("sync",
 	      { "receiver: unknown category", test_receiver_unknown_category },
 	      { "receiver: start below cursor", test_receiver_start_below_cursor },
 	      { "receiver: start for another request", test_receiver_start_other_request },
+	      { "receiver: device clock out of range", test_receiver_device_clock_out_of_range },
 	      { "sender: request out of range", test_sender_request_out_of_range },
 	      { "sender: since beyond log end", test_sender_since_beyond_end },
 	      { "sender: ack matches no batch", test_sender_ack_matches_no_batch },

@@ -74,6 +74,16 @@ assert 1000 <= day["steps"] <= 40000, day
 assert day["samples"] > 90000, day
 PY
 then ok "day summary: resting HR, steps and sample count are plausible"; else bad "day summary"; cat "$work/summary.json"; fi
+
+# ---- a second host of the owner: what the first took is skipped, not asked for again
+stop_sim band
+start_sim band --pairing-mode
+host h-band2 pair "sim:$work/band.sock" --name band --yes >/dev/null 2>&1 || bad "pair a second host"
+host h-band2 --json sync band >"$work/second.json"
+expect_rc 0 $? "a second host syncs a device the first one emptied"
+if /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['ok'] and d['samples']==0 and d['skipped']==$(wc -l <"$work/expected.csv"), d" "$work/second.json"; then ok "the samples the first host took are reported as skipped"; else bad "second host skipped"; cat "$work/second.json"; fi
+host h-band2 --json sync band >"$work/second2.json"
+expect_rc 0 $? "the second host's next sync starts past them"
 stop_sim band
 
 # ---- the link dropped after N datagrams, for many N: resume, nothing lost or doubled

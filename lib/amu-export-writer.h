@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+#include "amulet/amu-export-format.h"
+#include "amulet/amu-sample.h"
+
+G_BEGIN_DECLS
+
+/* What an export says about itself, besides the samples. The strings are
+ * copied; device_model and device_profile may be NULL (written as null or
+ * left out), the others may not. */
+typedef struct {
+	const char *device_name;
+	const char *device_id;
+	const char *device_model;
+	const char *device_profile; /* band, watch or toy */
+	const char *grant_id;	    /* the consent grant this export is made under */
+	const char *recipient;	    /* the recipient's name */
+	const char *purpose;
+	AmuGranularity granularity;
+	gint64 from_ms; /* the granted data range; before 1970 or after 9999: open (null) */
+	gint64 to_ms;
+	gint64 created_ms;
+} AmuExportInfo;
+
+/* Writes one export format into a directory as samples come, holding none of
+ * them: the pipeline filters and coarsens, then hands each sample over in
+ * order (every category's samples together, in time order within it).
+ *
+ * JSON writes samples.json, CSV one <category>.csv per category present,
+ * FHIR bundle.json and GPX track.gpx. Files are created 0600 and never
+ * replaced: an existing name fails with AMU_ERROR_EXISTS.
+ *
+ * A failed write (AMU_ERROR_NO_SPACE, AMU_ERROR_PERMISSION_DENIED,
+ * AMU_ERROR_IO) is sticky: every later call returns it again, and the files
+ * are incomplete. A sample the writer cannot represent or that comes out of
+ * order fails with AMU_ERROR_INVALID_ARGUMENT and writes nothing. */
+typedef struct AmuExportWriter AmuExportWriter;
+
+/* @dir exists and is empty; the format's single file is created at once */
+AmuExportWriter *amu_export_writer_new(AmuExportFormat format,
+				       const char *dir,
+				       const AmuExportInfo *info,
+				       GError **error);
+gboolean amu_export_writer_add(AmuExportWriter *writer, const AmuSample *sample, GError **error);
+/* Ends, flushes, fsyncs and closes the files and fsyncs @dir. @files:
+ * (transfer full) (element-type utf8) the names written, relative to @dir,
+ * sorted by strcmp(). */
+gboolean amu_export_writer_finish(AmuExportWriter *writer, GPtrArray **files, GError **error);
+/* NULL-tolerant; closes what is open and removes nothing */
+void amu_export_writer_free(AmuExportWriter *writer);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuExportWriter, amu_export_writer_free)
+
+G_END_DECLS
