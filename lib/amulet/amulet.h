@@ -15,5 +15,6 @@
 #include <amulet/amu-session.h>
 #include <amulet/amu-context.h>
 #include <amulet/amu-consent.h>
+#include <amulet/amu-data-export.h>
 
 #undef __AMULET_H_INSIDE__
