@@ -590,6 +590,23 @@ remove_tree(const char *dir)
 	g_rmdir(dir);
 }
 
+static gboolean
+format_carries(AmuExportFormat format, AmuCategory category)
+{
+	switch (format) {
+	case AMU_EXPORT_FORMAT_GPX:
+		return category == AMU_CATEGORY_LOCATION;
+	case AMU_EXPORT_FORMAT_FHIR:
+		/* vital signs and activity only; GPX carries location */
+		return category != AMU_CATEGORY_LOCATION && category != AMU_CATEGORY_BATTERY &&
+		       category != AMU_CATEGORY_TOY_EVENT;
+	case AMU_EXPORT_FORMAT_JSON:
+	case AMU_EXPORT_FORMAT_CSV:
+		break;
+	}
+	return TRUE;
+}
+
 static gint
 category_compare(gconstpointer a, gconstpointer b)
 {
@@ -624,8 +641,10 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 	info.created_ms = now_ms;
 	if (!amu_device_get_sync_state(device, &state, error))
 		return FALSE;
-	for (guint i = 0; i < categories->len; i++)
-		total += state.n_samples[g_array_index(categories, AmuCategory, i)];
+	for (guint i = 0; i < categories->len; i++) {
+		if (format_carries(self->format, g_array_index(categories, AmuCategory, i)))
+			total += state.n_samples[g_array_index(categories, AmuCategory, i)];
+	}
 	writer = amu_export_writer_new(self->format, dir, &info, error);
 	if (writer == NULL)
 		return FALSE;
@@ -633,7 +652,12 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 	g_array_sort(categories, category_compare);
 	for (guint i = 0; i < categories->len; i++) {
 		AmuCategory category = g_array_index(categories, AmuCategory, i);
-		g_autoptr(AmuSampleIter) iter = amu_device_query_samples(device, category, from_ms, to_ms, error);
+		g_autoptr(AmuSampleIter) iter = NULL;
+
+		/* only what the format carries, so the manifest counts what the files hold */
+		if (!format_carries(self->format, category))
+			continue;
+		iter = amu_device_query_samples(device, category, from_ms, to_ms, error);
 		AmuCoarsener coarsener;
 		AmuSample sample, out;
 		GError *error_local = NULL;

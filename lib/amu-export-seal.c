@@ -252,6 +252,11 @@ amu_export_open_sealed(const char *sealed_path, GBytes *recipient_secret_key, co
 	char *out_path = NULL;
 
 	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+	/* a recipient may call this without any AmuContext */
+	if (sodium_init() < 0) {
+		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_FAILED, "libsodium failed to initialise");
+		return FALSE;
+	}
 	if (g_bytes_get_size(recipient_secret_key) != crypto_box_SECRETKEYBYTES) {
 		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT, "the secret key must be 32 bytes (X25519)");
 		return FALSE;

@@ -216,6 +216,9 @@ amu_export_verify(const char *dir, GBytes *owner_public_key, char **summary, GEr
 	guint64 total = 0;
 
 	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+	/* a recipient may call this without any AmuContext */
+	if (sodium_init() < 0)
+		return bad(error, AMU_ERROR_FAILED, "libsodium failed to initialise");
 	if (!g_file_get_contents(manifest_path, &text, &len, NULL))
 		return bad(error, AMU_ERROR_NOT_FOUND, "%s has no %s: not an amulet export", dir, AMU_EXPORT_MANIFEST);
 	if (!g_file_get_contents(signature_path, &signature_b64, NULL, NULL))
@@ -293,8 +296,8 @@ amu_export_verify(const char *dir, GBytes *owner_public_key, char **summary, GEr
 	for (int c = AMU_CATEGORY_FIRST; c <= AMU_CATEGORY_LAST; c++) {
 		gint64 declared = json_object_get_int_member_with_default(samples, amu_category_to_string(c), 0);
 		g_autofree char *format = g_strdup(json_object_get_string_member_with_default(export, "format", ""));
-		/* FHIR leaves out what has no vital-sign code (awake epochs): at most, not exactly */
-		gboolean exact = g_strcmp0(format, "fhir") != 0 && (g_strcmp0(format, "gpx") != 0 || c == AMU_CATEGORY_LOCATION);
+		/* FHIR leaves out awake epochs, which have no sleep code: at most, not exactly */
+		gboolean exact = g_strcmp0(format, "fhir") != 0 || c != AMU_CATEGORY_SLEEP_STAGE;
 		if (declared > 0 && !check.granted[c])
 			return bad(error, AMU_ERROR_CONSENT_DENIED, "the manifest declares %s, which the grant does not include",
 				   amu_category_to_string(c));

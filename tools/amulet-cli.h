@@ -16,6 +16,7 @@ enum {
 	EXIT_REFUSED = 5,
 	EXIT_NOT_FOUND = 6,
 	EXIT_LINK = 7,
+	EXIT_DENIED = 8,
 };
 
 typedef struct {
@@ -36,3 +37,7 @@ void cli_notify_policy_change(AmuSession *session);
 /* amulet-telemetry.c */
 int cli_cmd_sync(Cli *cli, int argc, char **argv);
 int cli_cmd_data(Cli *cli, int argc, char **argv);
+
+/* amulet-consent.c */
+int cli_cmd_consent(Cli *cli, int argc, char **argv);
+int cli_cmd_export(Cli *cli, int argc, char **argv);

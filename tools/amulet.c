@@ -24,6 +24,13 @@ static const char *usage_text =
 	"  data NAME [--category C] [--from T] [--to T] [--summary] [--csv]\n"
 	"                                        show stored telemetry\n"
 	"  data prune [--dry-run]                delete data past its retention period\n"
+	"  consent grant NAME --categories C1,C2 --purpose P --recipient-name N [--recipient-key FILE]\n"
+	"          [--from T] [--to T] [--granularity raw|minute|hour|day] [--expires T] [--guardian G] [--yes]\n"
+	"  consent list | revoke ID | access | log --verify\n"
+	"  export NAME --grant ID --format json|csv|fhir|gpx --out PATH [--seal-to PUBKEY_FILE]\n"
+	"  export verify DIR|FILE [--owner-key FILE] [--key SECRET_FILE]\n"
+	"  export open FILE --key SECRET_FILE --out DIR\n"
+	"  export keygen --out FILE               a recipient's key pair for sealed exports\n"
 	"  version                               print the version\n"
 	"\n"
 	"Options:\n"
@@ -77,6 +84,8 @@ cli_exit_code_for(const GError *error)
 		return EXIT_LINK;
 	case AMU_ERROR_INVALID_ARGUMENT:
 		return EXIT_USAGE;
+	case AMU_ERROR_CONSENT_DENIED:
+		return EXIT_DENIED;
 	case AMU_ERROR_FAILED:
 	case AMU_ERROR_EXISTS:
 	case AMU_ERROR_PERMISSION_DENIED:
@@ -86,7 +95,6 @@ cli_exit_code_for(const GError *error)
 	case AMU_ERROR_NO_SPACE:
 	case AMU_ERROR_WRONG_MASTER_KEY:
 	case AMU_ERROR_NOT_SUPPORTED:
-	case AMU_ERROR_CONSENT_DENIED:
 	case AMU_ERROR_ROLLBACK:
 	case AMU_ERROR_LAST:
 		break;
@@ -500,7 +508,7 @@ main(int argc, char **argv)
 	} commands[] = {
 		{"pair", cmd_pair}, {"devices", cmd_devices}, {"info", cmd_info},
 		{"unpair", cmd_unpair}, {"ping", cmd_ping}, {"sync", cli_cmd_sync},
-		{"data", cli_cmd_data},
+		{"data", cli_cmd_data}, {"consent", cli_cmd_consent}, {"export", cli_cmd_export},
 	};
 	Cli cli = {0};
 	int i, exit_code = EXIT_USAGE;
