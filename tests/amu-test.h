@@ -3,6 +3,7 @@
 
 #include <CUnit/Basic.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <stdlib.h>
 
 /* Each test program is one CUnit suite (or a few): AMU_TEST_MAIN registers
@@ -54,3 +55,20 @@ amu_test_run(const char *suite_name, const AmuTestCase *cases, size_t n_cases)
 				   (err)->message);                                                \
 		CU_ASSERT_EQUAL((err)->code, (int)(expected));                                     \
 	} while (0)
+
+/* Removes a scratch directory and everything below it (symlinks are not followed). */
+static inline void
+amu_test_remove_tree(const char *path)
+{
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+		g_autofree char *child = g_build_filename(path, name, NULL);
+		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+			amu_test_remove_tree(child);
+		else
+			g_unlink(child);
+	}
+	g_rmdir(path);
+}

@@ -109,7 +109,7 @@ static const AmuSample hour_samples[] = {
 
 /* ---------------------------------------------------------------- helpers */
 
-static void remove_tree(const char *path);
+static void amu_test_remove_tree(const char *path);
 
 static void
 empty_dir(const char *path)
@@ -121,17 +121,10 @@ empty_dir(const char *path)
 		g_autofree char *child = g_build_filename(path, name, NULL);
 		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
 		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
+			amu_test_remove_tree(child);
 		else
 			g_unlink(child);
 	}
-}
-
-static void
-remove_tree(const char *path)
-{
-	empty_dir(path);
-	g_rmdir(path);
 }
 
 /* a scratch root holding the samples the reader compares against, and an
@@ -158,7 +151,7 @@ scratch_new(void)
 static void
 scratch_free(Scratch *scratch)
 {
-	remove_tree(scratch->root);
+	amu_test_remove_tree(scratch->root);
 	g_free(scratch->root);
 	g_free(scratch->out);
 	g_free(scratch->samples_path);

@@ -29,23 +29,6 @@ static const uint8_t master_key[AMU_STORE_KEYBYTES] = { 0x6d, 0x61, 0x73, 0x74 }
 
 /* ---------------------------------------------------------------- scratch store */
 
-static void
-remove_tree(const char *path)
-{
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
-		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	g_rmdir(path);
-}
-
 typedef struct {
 	char *root;
 	char *dir;
@@ -90,7 +73,7 @@ static void
 scratch_free(Scratch *scratch)
 {
 	amu_store_unref(scratch->store);
-	remove_tree(scratch->root);
+	amu_test_remove_tree(scratch->root);
 	g_free(scratch->root);
 	g_free(scratch->dir);
 	g_free(scratch->db_path);

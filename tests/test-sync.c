@@ -27,23 +27,6 @@ static const uint8_t host_data_key[AMU_STORE_KEYBYTES] = { 0x0d, 0xa7, 0xa0, 0x0
 
 /* ---------------------------------------------------------------- scratch stores */
 
-static void
-remove_tree(const char *path)
-{
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
-		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	g_rmdir(path);
-}
-
 /* A store in a fresh temporary directory, removed with it. */
 typedef struct {
 	char *root;
@@ -81,7 +64,7 @@ static void
 scratch_free(Scratch *scratch)
 {
 	amu_store_unref(scratch->store);
-	remove_tree(scratch->root);
+	amu_test_remove_tree(scratch->root);
 	g_free(scratch->root);
 	g_free(scratch->dir);
 	g_free(scratch);
