@@ -790,6 +790,8 @@ rx_pairing_message(AmuChannel *channel, const Amulet__V1__Message *message, GErr
 	case AMULET__V1__MESSAGE__BODY_SYNC_START:
 	case AMULET__V1__MESSAGE__BODY_SYNC_BATCH:
 	case AMULET__V1__MESSAGE__BODY_SYNC_ACK:
+	case AMULET__V1__MESSAGE__BODY_OWNER_COMMAND:
+	case AMULET__V1__MESSAGE__BODY_COMMAND_RECEIPT:
 	case AMULET__V1__MESSAGE__BODY__NOT_SET:
 	case _AMULET__V1__MESSAGE__BODY__CASE_IS_INT_SIZE:
 		break;

@@ -455,6 +455,7 @@ amu_context_pair_async(AmuContext *self, const char *address, const char *name, 
 		       gpointer confirm_data, GCancellable *cancellable, GAsyncReadyCallback callback,
 		       gpointer user_data)
 {
+	uint8_t owner_key[32];
 	GTask *task = g_task_new(self, cancellable, callback, user_data);
 	PairData *data = g_new0(PairData, 1);
 	Amulet__V1__HostHello hello = AMULET__V1__HOST_HELLO__INIT;
@@ -496,6 +497,9 @@ amu_context_pair_async(AmuContext *self, const char *address, const char *name, 
 	amu_channel_set_local_static(data->channel, self->identity);
 	hello.protocol_version = AMU_CHANNEL_PROTOCOL_VERSION;
 	hello.host_name = self->host_name;
+	amu_context_get_signing_keys(self, owner_key, NULL);
+	hello.owner_sign_key.data = owner_key;
+	hello.owner_sign_key.len = sizeof(owner_key);
 	amu_channel_set_host_hello(data->channel, &hello);
 	data->connection = amu_connection_new(link, data->channel, AMU_FRAMER_ROLE_CENTRAL);
 	amu_channel_set_event_func(data->channel, pair_event_cb, task);

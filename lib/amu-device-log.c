@@ -326,3 +326,23 @@ amu_device_log_drop_before(AmuDeviceLog *log, uint64_t seq, GError **error)
 	log->first_seq = seq;
 	return TRUE;
 }
+
+gboolean
+amu_device_log_wipe(AmuDeviceLog *log, GError **error)
+{
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+	if (!amu_store_begin(log->store, error))
+		return FALSE;
+	if (!amu_store_exec(log->store,
+			    "DELETE FROM device_log;"
+			    "UPDATE device_log_state SET acked_seq = next_seq WHERE id = 1;",
+			    error) ||
+	    !amu_store_commit(log->store, error)) {
+		amu_store_rollback(log->store);
+		return FALSE;
+	}
+	log->first_seq = log->end_seq;
+	g_clear_pointer(&log->cached, g_array_unref);
+	/* secure_delete zeroed the rows; the checkpoint drops the log's copies */
+	return amu_store_checkpoint(log->store, error) && amu_store_exec(log->store, "VACUUM", error);
+}

@@ -53,6 +53,10 @@ GPtrArray *amu_device_log_groups_new(void);
  * was already dropped are fine; acks beyond the end are refused (PROTOCOL). */
 gboolean amu_device_log_drop_before(AmuDeviceLog *log, uint64_t seq, GError **error);
 
+/* The owner wiped the device: every sample goes, acked or not, and the
+ * write-ahead log is emptied so no copy stays on disk. Sequence numbers go on. */
+gboolean amu_device_log_wipe(AmuDeviceLog *log, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuDeviceLog, amu_device_log_free)
 
 G_END_DECLS

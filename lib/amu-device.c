@@ -325,6 +325,7 @@ amu_device_connect_async(AmuDevice *self, GCancellable *cancellable, GAsyncReady
 	GTask *task = g_task_new(self, cancellable, callback, user_data);
 	ConnectData *data = g_new0(ConnectData, 1);
 	Amulet__V1__HostHello hello = AMULET__V1__HOST_HELLO__INIT;
+	uint8_t owner_key[32];
 	g_autoptr(AmuLink) link = NULL;
 	GError *error = NULL;
 
@@ -341,6 +342,9 @@ amu_device_connect_async(AmuDevice *self, GCancellable *cancellable, GAsyncReady
 	amu_channel_set_local_static(data->channel, amu_context_get_static_secret(self->context));
 	hello.protocol_version = AMU_CHANNEL_PROTOCOL_VERSION;
 	hello.host_name = (char *)amu_context_get_host_name(self->context);
+	amu_context_get_signing_keys(self->context, owner_key, NULL);
+	hello.owner_sign_key.data = owner_key;
+	hello.owner_sign_key.len = sizeof(owner_key);
 	amu_channel_set_host_hello(data->channel, &hello);
 	data->connection = amu_connection_new(link, data->channel, AMU_FRAMER_ROLE_CENTRAL);
 	amu_channel_set_event_func(data->channel, connect_event_cb, task);

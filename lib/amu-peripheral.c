@@ -1,57 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <sodium.h>
 #include <string.h>
 
 #include "amu-backoff.h"
+#include "amu-command.h"
 #include "amu-crypto.h"
-#include "amu-peripheral.h"
+#include "amu-peripheral-private.h"
 #include "amu-sync.h"
 #include "amulet/amu-error.h"
 
-typedef struct {
-	AmuPeripheral *peripheral;
-	unsigned int id;
-	AmuConnection *connection;
-	AmuChannel *channel;
-	unsigned int records_open; /* records sent while open: for fault injection */
-	GByteArray *first_record;
-	AmuSyncSender *sync; /* created by the first sync request */
-} PeripheralConn;
-
-struct AmuPeripheral {
-	AmuStore *store;
-	AmuDeviceLog *log;
-	int64_t clock_offset_ms;
-	AmuPeripheralProfile profile;
-	uint8_t *static_secret; /* sodium_malloc'd */
-	uint8_t device_id[AMU_CHANNEL_DEVICE_ID_BYTES];
-	char *device_id_hex;
-	char *policy_version;
-	char *model; /* NULL: the profile's */
-	gboolean pairing_mode;
-	AmuPeripheralFaults faults;
-	uint64_t drop_after;
-	unsigned int drop_at_ack; /* fault: the nth sync ack closes the link unheeded */
-	unsigned int acks_seen;
-	uint64_t rate_bps;
-	unsigned int latency_ms;
-	uint64_t lockout_base_ms;
-	GHashTable *conns; /* id -> PeripheralConn */
-	unsigned int next_id;
-	AmuLinkListener *listener;
-	AmuPeripheralConfirmFunc confirm_func;
-	void *confirm_data;
-	AmuPeripheralLogFunc log_func;
-	void *log_data;
-};
-
-#define KIND_IDENTITY "identity"
-#define KIND_BOND "bond"
-#define KIND_LOCKOUT "lockout"
-
-static void G_GNUC_PRINTF(2, 3)
+void
 plog(AmuPeripheral *peripheral, const char *format, ...)
 {
 	g_autofree char *line = NULL;
@@ -99,6 +61,60 @@ load_identity(AmuPeripheral *peripheral, GError **error)
 	return TRUE;
 }
 
+/* After a factory reset was cut short, finish it: nothing of the old
+ * identity may be picked up again. */
+static gboolean
+finish_reset(const char *state_dir, GError **error)
+{
+	static const char *const files[] = {"device.db", "device.db-wal", "device.db-shm", AMU_STORE_KEY_FILE};
+	g_autofree char *marker = g_build_filename(state_dir, RESET_MARKER, NULL);
+
+	if (!g_file_test(marker, G_FILE_TEST_EXISTS))
+		return TRUE;
+	for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+		g_autofree char *path = g_build_filename(state_dir, files[i], NULL);
+		if (g_unlink(path) != 0 && errno != ENOENT) {
+			int errsv = errno;
+			g_set_error(error, AMU_ERROR, AMU_ERROR_IO, "finishing the factory reset: cannot remove %s: %s", path,
+				    g_strerror(errsv));
+			return FALSE;
+		}
+	}
+	if (g_unlink(marker) != 0) {
+		int errsv = errno;
+		g_set_error(error, AMU_ERROR, AMU_ERROR_IO, "cannot remove %s: %s", marker, g_strerror(errsv));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+amu_peripheral_open_state(AmuPeripheral *peripheral, GError **error)
+{
+	g_clear_pointer(&peripheral->log, amu_device_log_free);
+	g_clear_pointer(&peripheral->store, amu_store_unref);
+	if (!finish_reset(peripheral->state_dir, error))
+		return FALSE;
+	peripheral->store = amu_store_open(peripheral->state_dir, "device.db", error);
+	if (peripheral->store == NULL) {
+		g_prefix_error(error, "device state in %s: ", peripheral->state_dir);
+		return FALSE;
+	}
+	if (!load_identity(peripheral, error))
+		return FALSE;
+	amu_command_device_keypair(peripheral->static_secret, peripheral->sign_public, NULL);
+	peripheral->log = amu_device_log_new(peripheral->store, error);
+	if (peripheral->log == NULL) {
+		g_prefix_error(error, "device state in %s: ", peripheral->state_dir);
+		return FALSE;
+	}
+	g_free(peripheral->device_id_hex);
+	peripheral->device_id_hex = g_malloc(AMU_CHANNEL_DEVICE_ID_BYTES * 2 + 1);
+	sodium_bin2hex(peripheral->device_id_hex, AMU_CHANNEL_DEVICE_ID_BYTES * 2 + 1, peripheral->device_id,
+		       AMU_CHANNEL_DEVICE_ID_BYTES);
+	return TRUE;
+}
+
 AmuPeripheral *
 amu_peripheral_new(const char *state_dir, AmuPeripheralProfile profile, GError **error)
 {
@@ -114,21 +130,9 @@ amu_peripheral_new(const char *state_dir, AmuPeripheralProfile profile, GError *
 	peripheral->policy_version = g_strdup("2026-01");
 	peripheral->conns = g_hash_table_new(g_direct_hash, g_direct_equal);
 	peripheral->static_secret = sodium_malloc(AMU_CHANNEL_KEYBYTES);
-	peripheral->store = amu_store_open(state_dir, "device.db", error);
-	if (peripheral->store == NULL) {
-		g_prefix_error(error, "device state in %s: ", state_dir);
+	peripheral->state_dir = g_strdup(state_dir);
+	if (!amu_peripheral_open_state(peripheral, error))
 		return NULL;
-	}
-	if (!load_identity(peripheral, error))
-		return NULL;
-	peripheral->log = amu_device_log_new(peripheral->store, error);
-	if (peripheral->log == NULL) {
-		g_prefix_error(error, "device state in %s: ", state_dir);
-		return NULL;
-	}
-	peripheral->device_id_hex = g_malloc(AMU_CHANNEL_DEVICE_ID_BYTES * 2 + 1);
-	sodium_bin2hex(peripheral->device_id_hex, AMU_CHANNEL_DEVICE_ID_BYTES * 2 + 1, peripheral->device_id,
-		       AMU_CHANNEL_DEVICE_ID_BYTES);
 	return g_steal_pointer(&peripheral);
 }
 
@@ -161,6 +165,7 @@ amu_peripheral_free(AmuPeripheral *peripheral)
 	amu_store_unref(peripheral->store);
 	sodium_free(peripheral->static_secret);
 	g_free(peripheral->device_id_hex);
+	g_free(peripheral->state_dir);
 	g_free(peripheral->policy_version);
 	g_free(peripheral->model);
 	g_free(peripheral);
@@ -384,8 +389,12 @@ store_bond(PeripheralConn *conn)
 
 	amu_channel_get_remote_static(conn->channel, host_key);
 	sodium_bin2hex(id, sizeof(id), host_key, sizeof(host_key));
-	record = g_variant_ref_sink(g_variant_new("(sx)", hello != NULL && hello->host_name != NULL ? hello->host_name : "",
-						  g_get_real_time() / G_USEC_PER_SEC));
+	/* the host's owner key, which must sign destructive commands */
+	record = g_variant_ref_sink(g_variant_new(
+		"(sx@ay)", hello != NULL && hello->host_name != NULL ? hello->host_name : "",
+		g_get_real_time() / G_USEC_PER_SEC,
+		g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, hello != NULL ? hello->owner_sign_key.data : NULL,
+					  hello != NULL ? hello->owner_sign_key.len : 0, 1)));
 	if (!amu_store_put(peripheral->store, KIND_BOND, id, g_variant_get_data(record), g_variant_get_size(record),
 			   &error)) {
 		amu_channel_abort(conn->channel, error);
@@ -408,8 +417,8 @@ sync_send_cb(const Amulet__V1__Message *message, void *user_data, GError **error
 	return amu_channel_send(conn->channel, message, error);
 }
 
-static void
-send_error(PeripheralConn *conn, const GError *error)
+void
+amu_peripheral_send_error(PeripheralConn *conn, const GError *error)
 {
 	Amulet__V1__Message reply = AMULET__V1__MESSAGE__INIT;
 	Amulet__V1__Error err = AMULET__V1__ERROR__INIT;
@@ -445,7 +454,7 @@ handle_sync(PeripheralConn *conn, const Amulet__V1__Message *message)
 		     amu_device_log_get_end_seq(peripheral->log) - amu_device_log_get_first_seq(peripheral->log));
 	if (!amu_sync_sender_rx(conn->sync, message, g_get_real_time() / 1000 + peripheral->clock_offset_ms, &error)) {
 		plog(peripheral, "sync refused: %s", error->message);
-		send_error(conn, error);
+		amu_peripheral_send_error(conn, error);
 		return;
 	}
 	if (!request && amu_sync_sender_get_in_flight(conn->sync) == 0 &&
@@ -463,6 +472,9 @@ handle_message(PeripheralConn *conn, const Amulet__V1__Message *message)
 	case AMULET__V1__MESSAGE__BODY_SYNC_REQUEST:
 	case AMULET__V1__MESSAGE__BODY_SYNC_ACK:
 		handle_sync(conn, message);
+		return;
+	case AMULET__V1__MESSAGE__BODY_OWNER_COMMAND:
+		amu_peripheral_handle_command(conn, message->owner_command);
 		return;
 	case AMULET__V1__MESSAGE__BODY_PING: {
 		Amulet__V1__Message reply = AMULET__V1__MESSAGE__INIT;
@@ -485,6 +497,7 @@ handle_message(PeripheralConn *conn, const Amulet__V1__Message *message)
 	case AMULET__V1__MESSAGE__BODY_PONG:
 	case AMULET__V1__MESSAGE__BODY_SYNC_START:
 	case AMULET__V1__MESSAGE__BODY_SYNC_BATCH:
+	case AMULET__V1__MESSAGE__BODY_COMMAND_RECEIPT:
 	case AMULET__V1__MESSAGE__BODY__NOT_SET:
 	case _AMULET__V1__MESSAGE__BODY__CASE_IS_INT_SIZE:
 		break;
@@ -573,6 +586,8 @@ amu_peripheral_add_link(AmuPeripheral *peripheral, AmuLink *link)
 									      : AMULET__V1__PROFILE__BAND;
 	hello.has_display = peripheral->profile != AMU_PERIPHERAL_PROFILE_TOY;
 	hello.privacy_policy_version = peripheral->policy_version;
+	hello.sign_key.data = peripheral->sign_public;
+	hello.sign_key.len = sizeof(peripheral->sign_public);
 	fill_disclosure(peripheral, &disclosure, categories, category_ptrs, digest);
 	hello.model = disclosure.model;
 	amu_channel_set_device_hello(conn->channel, &hello, &disclosure);

@@ -354,6 +354,8 @@ amu_sync_receiver_rx(AmuSyncReceiver *receiver, const Amulet__V1__Message *messa
 	case AMULET__V1__MESSAGE__BODY_PONG:
 	case AMULET__V1__MESSAGE__BODY_SYNC_REQUEST:
 	case AMULET__V1__MESSAGE__BODY_SYNC_ACK:
+	case AMULET__V1__MESSAGE__BODY_OWNER_COMMAND:
+	case AMULET__V1__MESSAGE__BODY_COMMAND_RECEIPT:
 	case AMULET__V1__MESSAGE__BODY__NOT_SET:
 	case _AMULET__V1__MESSAGE__BODY__CASE_IS_INT_SIZE:
 		break;
