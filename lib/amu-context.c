@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -44,10 +46,36 @@ amu_context_finalize(GObject *object)
 	G_OBJECT_CLASS(amu_context_parent_class)->finalize(object);
 }
 
+enum {
+	SIGNAL_NOTIFICATION,
+	N_SIGNALS,
+};
+static guint signals[N_SIGNALS];
+
 static void
 amu_context_class_init(AmuContextClass *klass)
 {
 	G_OBJECT_CLASS(klass)->finalize = amu_context_finalize;
+	/**
+	 * AmuContext::notification:
+	 * @kind: an #AmuNotification
+	 * @device_name: the device it is about
+	 * @message: the event in plain words, for the owner
+	 *
+	 * Something the owner should hear about happened: a pairing, a changed
+	 * key or policy, a wipe, a transfer, support ending (OTA 16, 23, 39).
+	 *
+	 * Since: 0.1
+	 */
+	signals[SIGNAL_NOTIFICATION] = g_signal_new("notification", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
+						    NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_STRING,
+						    G_TYPE_STRING);
+}
+
+void
+amu_context_notify(AmuContext *self, AmuNotification kind, const char *device_name, const char *message)
+{
+	g_signal_emit(self, signals[SIGNAL_NOTIFICATION], 0, (int)kind, device_name, message);
 }
 
 static void
@@ -109,6 +137,40 @@ amu_context_new(const char *data_dir, GError **error)
 	if (!load_identity(self, error))
 		return NULL;
 	return g_steal_pointer(&self);
+}
+
+/**
+ * amu_context_reset:
+ *
+ * The host's factory reset: removes every key (the master key and the
+ * identity), bond, sample and grant in the data directory, then starts
+ * afresh with a new identity. Devices keep their bond with the old identity
+ * until they are reset; wipe or transfer them first.
+ *
+ * Since: 0.1
+ */
+gboolean
+amu_context_reset(AmuContext *self, GError **error)
+{
+	static const char *const files[] = {"amulet.db", "amulet.db-wal", "amulet.db-shm", AMU_STORE_KEY_FILE};
+
+	g_return_val_if_fail(AMU_IS_CONTEXT(self), FALSE);
+	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+	g_clear_pointer(&self->ledger, amu_ledger_free);
+	g_clear_pointer(&self->store, amu_store_unref);
+	for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+		g_autofree char *path = g_build_filename(self->data_dir, files[i], NULL);
+		if (g_unlink(path) != 0 && errno != ENOENT) {
+			int errsv = errno;
+			g_set_error(error, AMU_ERROR, errsv == EACCES || errsv == EPERM ? AMU_ERROR_PERMISSION_DENIED : AMU_ERROR_IO,
+				    "cannot remove %s: %s", path, g_strerror(errsv));
+			return FALSE;
+		}
+	}
+	self->store = amu_store_open(self->data_dir, "amulet.db", error);
+	if (self->store == NULL)
+		return FALSE;
+	return load_identity(self, error);
 }
 
 const char *
@@ -410,11 +472,14 @@ pair_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_data
 		amu_backoff_clear(self->store, KIND_PAIR_FAILURES, data->address, NULL);
 		return;
 	}
-	case AMU_CHANNEL_EVENT_OPEN:
+	case AMU_CHANNEL_EVENT_OPEN: {
+		g_autofree char *message = g_strdup_printf("%s was paired with this host", amu_device_get_name(data->device));
 		amu_channel_set_event_func(channel, NULL, NULL);
+		amu_context_notify(self, AMU_NOTIFICATION_PAIRED, amu_device_get_name(data->device), message);
 		g_task_return_pointer(task, g_object_ref(data->device), g_object_unref);
 		g_object_unref(task);
 		return;
+	}
 	case AMU_CHANNEL_EVENT_FAILED:
 		amu_channel_set_event_func(channel, NULL, NULL);
 		if (data->reached_code)

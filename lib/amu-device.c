@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "amu-private.h"
@@ -253,11 +254,41 @@ amu_device_get_disclosure(AmuDevice *self)
 
 /* ---------------------------------------------------------------- connect */
 
+/* what the owner should hear about at each connection (OTA 16, 39) */
+static void
+connect_notify(AmuDevice *self, AmuSession *session)
+{
+	const char *old_policy = NULL, *new_policy = NULL;
+	const char *end = self->disclosure != NULL ? amu_disclosure_get_support_end_date(self->disclosure) : NULL;
+	int y, m, d;
+
+	if (amu_session_get_policy_changed(session, &old_policy, &new_policy)) {
+		g_autofree char *message = g_strdup_printf(
+			"%s's privacy policy changed from version %s to %s since pairing: review it", self->name, old_policy,
+			new_policy);
+		amu_context_notify(self->context, AMU_NOTIFICATION_CREDENTIAL_CHANGED, self->name, message);
+	}
+	if (end != NULL && sscanf(end, "%4d-%2d-%2d", &y, &m, &d) == 3) {
+		g_autoptr(GDateTime) end_time = g_date_time_new_utc(y, m, d, 0, 0, 0);
+		g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+		GTimeSpan left = end_time != NULL ? g_date_time_difference(end_time, now) : G_MAXINT64;
+		if (left < (GTimeSpan)90 * G_TIME_SPAN_DAY) {
+			g_autofree char *message =
+				left <= 0 ? g_strdup_printf("%s's support ended on %s: it gets no more security updates",
+							    self->name, end)
+					  : g_strdup_printf("%s's support ends on %s: after that it gets no security updates",
+							    self->name, end);
+			amu_context_notify(self->context, AMU_NOTIFICATION_SUPPORT_ENDING, self->name, message);
+		}
+	}
+}
+
 typedef struct {
 	AmuConnection *connection;
 	AmuChannel *channel;
 	GCancellable *cancellable;
 	gulong cancelled_id;
+	gboolean raw; /* do not run a queued command */
 } ConnectData;
 
 static void
@@ -271,6 +302,8 @@ connect_data_free(ConnectData *data)
 	g_free(data);
 }
 
+static void connect_pending_cb(GObject *source, GAsyncResult *result, gpointer user_data);
+
 static void
 connect_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_data)
 {
@@ -281,22 +314,62 @@ connect_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 	switch (event->type) {
 	case AMU_CHANNEL_EVENT_OPEN: {
 		/* the session takes over the channel's events */
-		AmuSession *session = amu_session_new(self, data->connection);
-		g_task_return_pointer(task, session, g_object_unref);
+		g_autoptr(AmuSession) session = amu_session_new(self, data->connection);
+		connect_notify(self, session);
+		if (!data->raw && amu_device_run_pending(self, session, connect_pending_cb, task))
+			return;
+		g_task_return_pointer(task, g_steal_pointer(&session), g_object_unref);
 		g_object_unref(task);
 		return;
 	}
-	case AMU_CHANNEL_EVENT_FAILED:
+	case AMU_CHANNEL_EVENT_FAILED: {
+		g_autoptr(GError) error = NULL;
 		amu_channel_set_event_func(channel, NULL, NULL);
-		g_task_return_error(task, g_error_copy(event->error));
+		if (!data->raw && g_error_matches(event->error, AMU_ERROR, AMU_ERROR_UNKNOWN_PEER) &&
+		    amu_device_finish_pending_after_reset(self, &error)) {
+			g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_NOT_FOUND,
+						"%s had already carried out the queued command; it is now removed from "
+						"this host too",
+						self->name);
+		} else if (g_error_matches(event->error, AMU_ERROR, AMU_ERROR_KEY_CHANGED)) {
+			g_autofree char *message = g_strdup_printf(
+				"%s answered with another key than the one bonded: refused; if it was reset, unpair "
+				"and pair it again",
+				self->name);
+			amu_context_notify(self->context, AMU_NOTIFICATION_CREDENTIAL_CHANGED, self->name, message);
+			g_task_return_error(task, g_error_copy(event->error));
+		} else {
+			g_task_return_error(task, g_error_copy(event->error));
+		}
 		g_object_unref(task);
 		return;
+	}
 	case AMU_CHANNEL_EVENT_PAIRING_ATTEMPT:
 	case AMU_CHANNEL_EVENT_CODE:
 	case AMU_CHANNEL_EVENT_PAIRED:
 	case AMU_CHANNEL_EVENT_MESSAGE:
 		return;
 	}
+}
+
+static void
+connect_pending_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	GTask *task = user_data;
+	AmuDevice *self = AMU_DEVICE(source);
+	GError *error = NULL;
+	const char *what = "the queued command";
+
+	if (!g_task_propagate_boolean(G_TASK(result), &error)) {
+		g_prefix_error(&error, "running %s: ", what);
+		g_task_return_error(task, error);
+	} else {
+		g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_NOT_FOUND,
+					"the command queued for %s ran at this connection; the device is no longer "
+					"available to this host",
+					self->name);
+	}
+	g_object_unref(task);
 }
 
 static void
@@ -308,19 +381,9 @@ connect_cancelled_cb(GCancellable *cancellable, gpointer user_data)
 	amu_channel_abort(data->channel, error);
 }
 
-/**
- * amu_device_connect_async:
- * @cancellable: (nullable): a #GCancellable
- *
- * Reconnects with the bonded keys (Noise KK, fresh ephemeral keys each time).
- * A device that no longer holds the bonded key fails with
- * %AMU_ERROR_KEY_CHANGED; one that forgot this host with %AMU_ERROR_UNKNOWN_PEER.
- *
- * Since: 0.1
- */
-void
-amu_device_connect_async(AmuDevice *self, GCancellable *cancellable, GAsyncReadyCallback callback,
-			 gpointer user_data)
+static void
+connect_start(AmuDevice *self, gboolean raw, GCancellable *cancellable, GAsyncReadyCallback callback,
+	      gpointer user_data)
 {
 	GTask *task = g_task_new(self, cancellable, callback, user_data);
 	ConnectData *data = g_new0(ConnectData, 1);
@@ -331,6 +394,7 @@ amu_device_connect_async(AmuDevice *self, GCancellable *cancellable, GAsyncReady
 
 	g_task_set_source_tag(task, amu_device_connect_async);
 	g_task_set_task_data(task, data, (GDestroyNotify)connect_data_free);
+	data->raw = raw;
 	link = amu_context_open_link(self->context, self->address, &error);
 	if (link == NULL) {
 		g_prefix_error(&error, "connecting to %s: ", self->name);
@@ -358,6 +422,38 @@ amu_device_connect_async(AmuDevice *self, GCancellable *cancellable, GAsyncReady
 		return;
 	}
 	amu_channel_start(data->channel, AMU_CHANNEL_MODE_RECONNECT, self->public_key, NULL);
+}
+
+/**
+ * amu_device_connect_async:
+ * @cancellable: (nullable): a #GCancellable
+ *
+ * Reconnects with the bonded keys (Noise KK, fresh ephemeral keys each time).
+ * A device that no longer holds the bonded key fails with
+ * %AMU_ERROR_KEY_CHANGED; one that forgot this host with %AMU_ERROR_UNKNOWN_PEER.
+ * A wipe or transfer queued for the device runs first, and the connect then
+ * fails with %AMU_ERROR_NOT_FOUND saying so.
+ *
+ * Since: 0.1
+ */
+void
+amu_device_connect_async(AmuDevice *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+			 gpointer user_data)
+{
+	connect_start(self, FALSE, cancellable, callback, user_data);
+}
+
+void
+amu_device_connect_raw_async(AmuDevice *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+			     gpointer user_data)
+{
+	connect_start(self, TRUE, cancellable, callback, user_data);
+}
+
+AmuSession *
+amu_device_connect_raw_finish(AmuDevice *self, GAsyncResult *result, GError **error)
+{
+	return amu_device_connect_finish(self, result, error);
 }
 
 /**

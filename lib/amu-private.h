@@ -31,6 +31,21 @@ typedef struct AmuSessionSync AmuSessionSync;
 gboolean amu_session_sync_rx(AmuSession *self, const Amulet__V1__Message *message);
 void amu_session_sync_fail(AmuSession *self, const GError *error);
 AmuSessionSync **amu_session_get_sync_slot(AmuSession *self);
+/* amu-device-command.c: owner commands and their receipts */
+GTask **amu_session_get_command_slot(AmuSession *self);
+gboolean amu_session_command_rx(AmuSession *self, const Amulet__V1__Message *message);
+void amu_session_command_fail(AmuSession *self, const GError *error);
+/* the device's queued command, run at its next connection */
+gboolean amu_device_run_pending(AmuDevice *self, AmuSession *session, GAsyncReadyCallback callback, gpointer user_data);
+gboolean amu_device_finish_pending_after_reset(AmuDevice *self, GError **error);
+gboolean amu_device_is_revoked(AmuDevice *self);
+/* connect without running a queued command (the command itself uses it) */
+void amu_device_connect_raw_async(AmuDevice *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+				  gpointer user_data);
+AmuSession *amu_device_connect_raw_finish(AmuDevice *self, GAsyncResult *result, GError **error);
+/* forget a device on this host: its data key, samples, cursor, bond, queued command; its grants revoked */
+gboolean amu_context_erase_device(AmuContext *self, const char *device_id, GError **error);
+void amu_context_notify(AmuContext *self, AmuNotification kind, const char *device_name, const char *message);
 
 AmuStore *amu_context_get_store(AmuContext *self);
 const uint8_t *amu_context_get_static_secret(AmuContext *self);

@@ -272,6 +272,12 @@ amu_session_sync_async(AmuSession *self, AmuSyncProgressFunc progress_func, gpoi
 					"a sync is already running on this session");
 		return;
 	}
+	if (amu_device_is_revoked(device)) {
+		g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_UNKNOWN_PEER,
+					"%s's bond is revoked: a wipe is queued for it, and its data is no longer accepted",
+					amu_device_get_name(device));
+		return;
+	}
 	sync = g_new0(AmuSessionSync, 1);
 	g_task_set_task_data(task, sync, (GDestroyNotify)sync_free);
 	sync->session = self;

@@ -22,6 +22,7 @@ struct _AmuSession {
 	char *old_policy;
 	char *new_policy;
 	AmuSessionSync *sync; /* the sync in progress, amu-session-sync.c */
+	GTask *command; /* the owner command waiting for its receipt, amu-device-command.c */
 };
 
 G_DEFINE_TYPE(AmuSession, amu_session, G_TYPE_OBJECT)
@@ -48,6 +49,8 @@ session_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 
 	switch (event->type) {
 	case AMU_CHANNEL_EVENT_MESSAGE:
+		if (amu_session_command_rx(self, event->message))
+			return;
 		if (amu_session_sync_rx(self, event->message))
 			return;
 		if (event->message->body_case == AMULET__V1__MESSAGE__BODY_PONG) {
@@ -65,6 +68,7 @@ session_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 		amu_connection_close(self->connection);
 		fail_pending(self);
 		amu_session_sync_fail(self, self->error);
+		amu_session_command_fail(self, self->error);
 		return;
 	case AMU_CHANNEL_EVENT_PAIRING_ATTEMPT:
 	case AMU_CHANNEL_EVENT_CODE:
@@ -150,6 +154,12 @@ AmuSessionSync **
 amu_session_get_sync_slot(AmuSession *self)
 {
 	return &self->sync;
+}
+
+GTask **
+amu_session_get_command_slot(AmuSession *self)
+{
+	return &self->command;
 }
 
 /**

@@ -32,7 +32,6 @@ int cli_report_error(Cli *cli, const char *command, const GError *error);
 int cli_usage_error(const char *command, const char *message);
 gboolean cli_open_context(Cli *cli, const char *command, int *exit_code);
 AmuDevice *cli_find_device(Cli *cli, const char *command, const char *name, int *exit_code);
-void cli_notify_policy_change(AmuSession *session);
 
 /* amulet-telemetry.c */
 int cli_cmd_sync(Cli *cli, int argc, char **argv);
@@ -41,3 +40,8 @@ int cli_cmd_data(Cli *cli, int argc, char **argv);
 /* amulet-consent.c */
 int cli_cmd_consent(Cli *cli, int argc, char **argv);
 int cli_cmd_export(Cli *cli, int argc, char **argv);
+
+/* amulet-wipe.c */
+int cli_cmd_wipe(Cli *cli, int argc, char **argv);
+int cli_cmd_transfer(Cli *cli, int argc, char **argv);
+int cli_cmd_reset(Cli *cli, int argc, char **argv);

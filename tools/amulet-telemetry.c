@@ -118,7 +118,6 @@ sync_connected_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		sync_job_done(job);
 		return;
 	}
-	cli_notify_policy_change(job->session);
 	amu_session_sync_async(job->session, sync_progress_cb, job, NULL, sync_finished_cb, job);
 }
 

@@ -31,6 +31,11 @@ static const char *usage_text =
 	"  export verify DIR|FILE [--owner-key FILE] [--key SECRET_FILE]\n"
 	"  export open FILE --key SECRET_FILE --out DIR\n"
 	"  export keygen --out FILE               a recipient's key pair for sealed exports\n"
+	"  wipe NAME [--factory] [--keep-local] [--when-seen] [--yes]\n"
+	"                                        erase the device (owner-signed, with a signed receipt)\n"
+	"  transfer NAME [--export-grant ID --format F --out DIR] [--yes]\n"
+	"                                        hand the device over to a new owner\n"
+	"  reset [--yes]                         remove every key, bond, sample and grant on this host\n"
 	"  version                               print the version\n"
 	"\n"
 	"Options:\n"
@@ -133,6 +138,15 @@ device_json(GString *out, AmuDevice *device)
 	cli_json_string(out, amu_device_get_address(device));
 	g_string_append(out, ",\"profile\":");
 	cli_json_string(out, amu_device_get_profile(device));
+	{
+		const char *pending = NULL;
+		amu_device_get_pending_command(device, &pending);
+		g_string_append(out, ",\"pending\":");
+		if (pending != NULL)
+			cli_json_string(out, pending);
+		else
+			g_string_append(out, "null");
+	}
 	g_string_append_printf(out, ",\"has_display\":%s,\"paired_time\":%" G_GINT64_FORMAT ",\"fingerprint\":",
 			       amu_device_has_display(device) ? "true" : "false", amu_device_get_paired_time(device));
 	cli_json_string(out, fingerprint);
@@ -184,6 +198,13 @@ device_json(GString *out, AmuDevice *device)
 	g_string_append_c(out, '}');
 }
 
+static void
+notification_cb(AmuContext *context, int kind, const char *device_name, const char *message, gpointer user_data)
+{
+	/* in plain words, on stderr so --json output stays clean */
+	fprintf(stderr, "Notice: %s.\n", message);
+}
+
 gboolean
 cli_open_context(Cli *cli, const char *command, int *exit_code)
 {
@@ -194,6 +215,7 @@ cli_open_context(Cli *cli, const char *command, int *exit_code)
 		*exit_code = cli_report_error(cli, command, error);
 		return FALSE;
 	}
+	g_signal_connect(cli->context, "notification", G_CALLBACK(notification_cb), NULL);
 	return TRUE;
 }
 
@@ -202,18 +224,6 @@ cli_usage_error(const char *command, const char *message)
 {
 	fprintf(stderr, "amulet %s: %s\nTry 'amulet --help'.\n", command, message);
 	return EXIT_USAGE;
-}
-
-void
-cli_notify_policy_change(AmuSession *session)
-{
-	AmuDevice *device = amu_session_get_device(session);
-	const char *old_policy = NULL, *new_policy = NULL;
-
-	if (amu_session_get_policy_changed(session, &old_policy, &new_policy))
-		fprintf(stderr, "Notice: %s's privacy policy changed from version %s to %s since pairing: "
-				"review it ('amulet info %s').\n",
-			amu_device_get_name(device), old_policy, new_policy, amu_device_get_name(device));
 }
 
 /* ---------------------------------------------------------------- pair */
@@ -350,8 +360,11 @@ cmd_devices(Cli *cli, int argc, char **argv)
 		printf("No paired devices. Pair one with 'amulet pair ADDRESS'.\n");
 	for (guint i = 0; i < devices->len; i++) {
 		AmuDevice *device = g_ptr_array_index(devices, i);
-		printf("%-20s %-6s %s\n", amu_device_get_name(device), amu_device_get_profile(device),
-		       amu_device_get_address(device));
+		const char *pending = NULL;
+		amu_device_get_pending_command(device, &pending);
+		printf("%-20s %-6s %s%s%s%s\n", amu_device_get_name(device), amu_device_get_profile(device),
+		       amu_device_get_address(device), pending != NULL ? "  (" : "", pending != NULL ? pending : "",
+		       pending != NULL ? " pending)" : "");
 	}
 	return EXIT_OK;
 }
@@ -478,7 +491,6 @@ cmd_ping(Cli *cli, int argc, char **argv)
 	session = amu_device_connect(device, NULL, &error);
 	if (session == NULL)
 		return cli_report_error(cli, "ping", error);
-	cli_notify_policy_change(session);
 	amu_session_get_policy_changed(session, &old_policy, &new_policy);
 	start = g_get_monotonic_time();
 	for (gint i = 0; i < count; i++) {
@@ -509,6 +521,7 @@ main(int argc, char **argv)
 		{"pair", cmd_pair}, {"devices", cmd_devices}, {"info", cmd_info},
 		{"unpair", cmd_unpair}, {"ping", cmd_ping}, {"sync", cli_cmd_sync},
 		{"data", cli_cmd_data}, {"consent", cli_cmd_consent}, {"export", cli_cmd_export},
+		{"wipe", cli_cmd_wipe}, {"transfer", cli_cmd_transfer}, {"reset", cli_cmd_reset},
 	};
 	Cli cli = {0};
 	int i, exit_code = EXIT_USAGE;

@@ -26,5 +26,6 @@ AMU_EXPORT AmuDevice *amu_context_pair(AmuContext *self, const char *address, co
 				       AmuConfirmFunc confirm_func, gpointer confirm_data,
 				       GCancellable *cancellable, GError **error);
 AMU_EXPORT void amu_context_set_confirm_timeout(AmuContext *self, guint seconds);
+AMU_EXPORT gboolean amu_context_reset(AmuContext *self, GError **error);
 
 G_END_DECLS

@@ -23,4 +23,32 @@ AMU_EXPORT void amu_device_connect_async(AmuDevice *self, GCancellable *cancella
 AMU_EXPORT AmuSession *amu_device_connect_finish(AmuDevice *self, GAsyncResult *result, GError **error);
 AMU_EXPORT AmuSession *amu_device_connect(AmuDevice *self, GCancellable *cancellable, GError **error);
 
+/**
+ * AmuWipeFlags:
+ * @AMU_WIPE_FLAGS_NONE: erase the device's telemetry; keep its keys and bonds
+ * @AMU_WIPE_FLAGS_FACTORY: also its keys and bonds: it becomes unowned, with a fresh identity
+ * @AMU_WIPE_FLAGS_KEEP_LOCAL: keep this host's copy of the data and the bond
+ * @AMU_WIPE_FLAGS_WHEN_SEEN: the device is out of reach: queue the wipe for its
+ *   next connection and revoke its bond now
+ *
+ * Since: 0.1
+ */
+typedef enum {
+	AMU_WIPE_FLAGS_NONE = 0,
+	AMU_WIPE_FLAGS_FACTORY = 1 << 0,
+	AMU_WIPE_FLAGS_KEEP_LOCAL = 1 << 1,
+	AMU_WIPE_FLAGS_WHEN_SEEN = 1 << 2,
+} AmuWipeFlags;
+
+AMU_EXPORT void amu_device_wipe_async(AmuDevice *self, AmuWipeFlags flags, GCancellable *cancellable,
+				      GAsyncReadyCallback callback, gpointer user_data);
+AMU_EXPORT gboolean amu_device_wipe_finish(AmuDevice *self, GAsyncResult *result, GError **error);
+AMU_EXPORT gboolean amu_device_wipe(AmuDevice *self, AmuWipeFlags flags, GCancellable *cancellable, GError **error);
+AMU_EXPORT void amu_device_transfer_async(AmuDevice *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+					  gpointer user_data);
+AMU_EXPORT gboolean amu_device_transfer_finish(AmuDevice *self, GAsyncResult *result, GError **error);
+AMU_EXPORT gboolean amu_device_transfer(AmuDevice *self, GCancellable *cancellable, GError **error);
+/* TRUE if a wipe or transfer waits for the device's next connection */
+AMU_EXPORT gboolean amu_device_get_pending_command(AmuDevice *self, const char **what);
+
 G_END_DECLS

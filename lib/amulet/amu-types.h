@@ -34,4 +34,24 @@ AMU_EXPORT G_DECLARE_FINAL_TYPE(AmuPairingRequest, amu_pairing_request, AMU, PAI
  */
 typedef void (*AmuConfirmFunc)(AmuPairingRequest *request, gpointer user_data);
 
+/**
+ * AmuNotification:
+ * @AMU_NOTIFICATION_PAIRED: a device was paired with this host
+ * @AMU_NOTIFICATION_CREDENTIAL_CHANGED: a device's key or privacy policy changed
+ * @AMU_NOTIFICATION_WIPED: a device was wiped (or factory reset)
+ * @AMU_NOTIFICATION_TRANSFERRED: a device was handed over: it is no longer ours
+ * @AMU_NOTIFICATION_SUPPORT_ENDING: a device's support (security updates) ends within 90 days, or ended
+ *
+ * Kinds of the #AmuContext::notification signal (OTA 16, 23, 39).
+ *
+ * Since: 0.1
+ */
+typedef enum {
+	AMU_NOTIFICATION_PAIRED = 1,
+	AMU_NOTIFICATION_CREDENTIAL_CHANGED = 2,
+	AMU_NOTIFICATION_WIPED = 3,
+	AMU_NOTIFICATION_TRANSFERRED = 4,
+	AMU_NOTIFICATION_SUPPORT_ENDING = 5,
+} AmuNotification;
+
 G_END_DECLS
