@@ -12,6 +12,16 @@
  * owner's signature and counter, act, and answer with a signed receipt.
  * Every refusal is logged and answered with an Error. */
 
+static void
+drop_link(PeripheralConn *conn, const char *line)
+{
+	g_autoptr(GError) error = g_error_new_literal(AMU_ERROR, AMU_ERROR_DISCONNECTED, line);
+
+	plog(conn->peripheral, "%s", line);
+	amu_connection_close(conn->connection);
+	amu_channel_abort(conn->channel, error);
+}
+
 static gboolean
 load_owner_key(AmuPeripheral *peripheral, const char *host_id, uint8_t owner_key[32], GError **error)
 {
@@ -137,6 +147,11 @@ amu_peripheral_handle_command(PeripheralConn *conn, const Amulet__V1__OwnerComma
 
 	amu_channel_get_remote_static(conn->channel, host_key);
 	sodium_bin2hex(host_id, sizeof(host_id), host_key, sizeof(host_key));
+	if (peripheral->faults & AMU_PERIPHERAL_FAULT_DROP_BEFORE_COMMAND) {
+		drop_link(conn, "fault: dropped the link as the owner command arrived, before acting on it");
+		sodium_free(sign_secret);
+		return;
+	}
 	if (!check_command(peripheral, host_id, command, &error)) {
 		plog(peripheral, "refused %s command: %s", what, error->message);
 		amu_peripheral_send_error(conn, error);
@@ -190,6 +205,10 @@ amu_peripheral_handle_command(PeripheralConn *conn, const Amulet__V1__OwnerComma
 	}
 	amu_receipt_sign(&receipt, sign_secret, signature);
 	sodium_free(sign_secret);
+	if (peripheral->faults & AMU_PERIPHERAL_FAULT_DROP_AFTER_COMMAND) {
+		drop_link(conn, "fault: carried out the command, then dropped the link before the receipt");
+		return;
+	}
 	receipt.signature.data = signature;
 	receipt.signature.len = sizeof(signature);
 	reply.body_case = AMULET__V1__MESSAGE__BODY_COMMAND_RECEIPT;

@@ -23,6 +23,8 @@ typedef enum {
 	AMU_PERIPHERAL_FAULT_NONE = 0,
 	AMU_PERIPHERAL_FAULT_REPLAY = 1 << 0, /* resend an earlier session record */
 	AMU_PERIPHERAL_FAULT_TAMPER = 1 << 1, /* flip a bit in a session record */
+	AMU_PERIPHERAL_FAULT_DROP_BEFORE_COMMAND = 1 << 2, /* drop the link when an owner command arrives */
+	AMU_PERIPHERAL_FAULT_DROP_AFTER_COMMAND = 1 << 3,  /* carry it out, then drop the link before the receipt */
 } AmuPeripheralFaults;
 
 /* first lockout period; threshold and ceiling are in amu-backoff.h */

@@ -194,6 +194,7 @@ main(int argc, char **argv)
 	gboolean replay = FALSE, tamper = FALSE, pairing_mode = FALSE, version = FALSE, dump_csv = FALSE;
 	gint64 days = 0, seed = 1, clock_offset = 0;
 	g_autofree char *start = NULL;
+	g_autofree char *drop_at_command = NULL;
 	GOptionEntry entries[] = {
 		{"listen", 0, 0, G_OPTION_ARG_FILENAME, &listen_path, "UNIX socket to listen on", "PATH"},
 		{"profile", 0, 0, G_OPTION_ARG_STRING, &profile, "band, watch or toy (default band)", "PROFILE"},
@@ -215,6 +216,7 @@ main(int argc, char **argv)
 		{"start", 0, 0, G_OPTION_ARG_STRING, &start, "first day of the generated telemetry, UTC (default: N days ago)", "YYYY-MM-DD"},
 		{"clock-offset", 0, 0, G_OPTION_ARG_INT64, &clock_offset, "the device's clock runs this far ahead (negative: behind)", "MS"},
 		{"dump-csv", 0, 0, G_OPTION_ARG_NONE, &dump_csv, "print the telemetry --days/--seed/--start generate as CSV, and exit", NULL},
+		{"drop-at-command", 0, 0, G_OPTION_ARG_STRING, &drop_at_command, "hostile: drop the link when an owner command arrives, before or after carrying it out", "before|after"},
 		{"drop-at-ack", 0, 0, G_OPTION_ARG_INT, &drop_at_ack, "hostile: drop the link when sync ack N arrives, unheeded", "N"},
 		{"version", 0, 0, G_OPTION_ARG_NONE, &version, "print the version", NULL},
 		{NULL},
@@ -236,6 +238,10 @@ main(int argc, char **argv)
 	if (version) {
 		printf("amulet-sim %s\n", amu_version_string());
 		return 0;
+	}
+	if (drop_at_command != NULL && g_strcmp0(drop_at_command, "before") != 0 && g_strcmp0(drop_at_command, "after") != 0) {
+		fprintf(stderr, "amulet-sim: --drop-at-command takes before or after\n");
+		return 2;
 	}
 	if (days < 0 || days > 3650 || seed < 0) {
 		fprintf(stderr, "amulet-sim: --days takes 0..3650 and --seed a positive number\n");
@@ -326,8 +332,10 @@ main(int argc, char **argv)
 		amu_peripheral_set_model(peripheral, model);
 	if (lockout_base_ms > 0)
 		amu_peripheral_set_lockout_base(peripheral, (uint64_t)lockout_base_ms);
-	amu_peripheral_set_faults(peripheral, (replay ? AMU_PERIPHERAL_FAULT_REPLAY : 0) |
-						      (tamper ? AMU_PERIPHERAL_FAULT_TAMPER : 0));
+	amu_peripheral_set_faults(peripheral,
+				  (replay ? AMU_PERIPHERAL_FAULT_REPLAY : 0) | (tamper ? AMU_PERIPHERAL_FAULT_TAMPER : 0) |
+					  (g_strcmp0(drop_at_command, "before") == 0 ? AMU_PERIPHERAL_FAULT_DROP_BEFORE_COMMAND : 0) |
+					  (g_strcmp0(drop_at_command, "after") == 0 ? AMU_PERIPHERAL_FAULT_DROP_AFTER_COMMAND : 0));
 	amu_peripheral_set_drop_after(peripheral, (uint64_t)drop_after);
 	amu_peripheral_set_drop_at_ack(peripheral, (unsigned int)drop_at_ack);
 	amu_peripheral_set_shaping(peripheral, (uint64_t)link_rate, (unsigned int)latency);
