@@ -152,7 +152,8 @@ amu_context_new(const char *data_dir, GError **error)
 gboolean
 amu_context_reset(AmuContext *self, GError **error)
 {
-	static const char *const files[] = {"amulet.db", "amulet.db-wal", "amulet.db-shm", AMU_STORE_KEY_FILE};
+	static const char *const files[] = {"amulet.db", "amulet.db-wal", "amulet.db-shm", "consent-ledger.head",
+					    AMU_STORE_KEY_FILE};
 
 	g_return_val_if_fail(AMU_IS_CONTEXT(self), FALSE);
 	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);

@@ -628,6 +628,18 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 	gint64 from_ms, to_ms;
 
 	amu_consent_get_range(consent, &from_ms, &to_ms);
+	{
+		/* only whole intervals: a value standing for 06:00-07:00 must not hold
+		 * samples from before a range that starts at 06:30, nor leave some out */
+		gint64 width = amu_granularity_get_ms(amu_consent_get_granularity(consent));
+		if (width > 0) {
+			if (from_ms > 0 && from_ms % width != 0)
+				from_ms += width - from_ms % width;
+			if (to_ms != G_MAXINT64)
+				to_ms -= ((to_ms % width) + width) % width;
+			to_ms = MAX(to_ms, from_ms);
+		}
+	}
 	info.device_name = amu_device_get_name(device);
 	info.device_id = amu_device_get_id(device);
 	info.device_model = disclosure != NULL ? amu_disclosure_get_model(disclosure) : "";

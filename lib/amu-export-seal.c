@@ -247,6 +247,7 @@ amu_export_open_sealed(const char *sealed_path, GBytes *recipient_secret_key, co
 	uint8_t pk[crypto_box_PUBLICKEYBYTES];
 	crypto_secretstream_xchacha20poly1305_state state;
 	gboolean ok = TRUE, final = FALSE;
+	g_autoptr(GPtrArray) created = g_ptr_array_new_with_free_func(g_free);
 	FILE *in, *out = NULL;
 	guint64 left = 0;
 	char *out_path = NULL;
@@ -330,6 +331,7 @@ amu_export_open_sealed(const char *sealed_path, GBytes *recipient_secret_key, co
 				ok = io_error(error, "create", out_path);
 				break;
 			}
+			g_ptr_array_add(created, g_strdup(out_path));
 			if (left == 0) {
 				fclose(out);
 				out = NULL;
@@ -361,5 +363,8 @@ amu_export_open_sealed(const char *sealed_path, GBytes *recipient_secret_key, co
 	fclose(in);
 	g_free(out_path);
 	sodium_memzero(plain, CHUNK);
+	/* nothing half-decrypted stays behind for someone to pick up */
+	for (guint i = 0; !ok && i < created->len; i++)
+		g_unlink(g_ptr_array_index(created, i));
 	return ok;
 }

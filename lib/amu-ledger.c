@@ -8,6 +8,10 @@
 #include "amulet/amu-error.h"
 
 #define KIND_HEAD "ledger-head"
+/* a second copy of the head outside the database, so rolling the database
+ * back to an older copy (dropping a revocation) is detected */
+#define HEAD_FILE "consent-ledger.head"
+#define HEAD_FILE_AD "consent_ledger_head_file"
 #define HASH_CONTEXT "amulet-ledger-v1"
 
 struct AmuLedger {
@@ -95,6 +99,59 @@ ledger_read_head(AmuLedger *ledger, gboolean *present, uint64_t *seq, uint8_t ha
 	return TRUE;
 }
 
+static gboolean tampered(GError **error, uint64_t seq, const char *what);
+
+static char *
+head_file_path(AmuLedger *ledger)
+{
+	return g_build_filename(amu_store_get_dir(ledger->store), HEAD_FILE, NULL);
+}
+
+/* The file holds seq (8 bytes LE) || hash of the last entry, sealed under
+ * the master key. It is written after each commit, so after a crash it
+ * may lag one entry behind, never run ahead. */
+static gboolean
+ledger_check_head_file(AmuLedger *ledger, uint64_t count, const uint8_t last[AMU_LEDGER_HASHBYTES],
+		       const uint8_t before_last[AMU_LEDGER_HASHBYTES], GError **error)
+{
+	g_autofree char *path = head_file_path(ledger);
+	g_autofree char *sealed = NULL;
+	g_autoptr(GBytes) plain = NULL;
+	const uint8_t *data;
+	gsize len = 0;
+	uint64_t seq = 0;
+
+	if (!g_file_get_contents(path, &sealed, &len, NULL)) {
+		if (count == 0)
+			return TRUE;
+		return tampered(error, count - 1, "the copy of its head kept outside the database is missing");
+	}
+	plain = amu_store_unseal(ledger->store, HEAD_FILE_AD, strlen(HEAD_FILE_AD), sealed, len, NULL);
+	if (plain == NULL || g_bytes_get_size(plain) != 8 + AMU_LEDGER_HASHBYTES)
+		return tampered(error, count, "the copy of its head kept outside the database is damaged");
+	data = g_bytes_get_data(plain, NULL);
+	for (int i = 0; i < 8; i++)
+		seq |= (uint64_t)data[i] << (8 * i);
+	if (count > 0 && seq == count - 1 && sodium_memcmp(data + 8, last, AMU_LEDGER_HASHBYTES) == 0)
+		return TRUE;
+	if (count > 1 && seq == count - 2 && sodium_memcmp(data + 8, before_last, AMU_LEDGER_HASHBYTES) == 0)
+		return TRUE; /* a crash between the commit and the file */
+	return tampered(error, count,
+			"the database is older than the ledger's head: entries were dropped (a database restored from "
+			"an older copy?)");
+}
+
+static gboolean
+ledger_write_head_file(AmuLedger *ledger, const uint8_t head[8 + AMU_LEDGER_HASHBYTES], GError **error)
+{
+	g_autofree char *path = head_file_path(ledger);
+	g_autoptr(GBytes) sealed = amu_store_seal(ledger->store, HEAD_FILE_AD, strlen(HEAD_FILE_AD), head,
+						  8 + AMU_LEDGER_HASHBYTES);
+
+	return g_file_set_contents_full(path, g_bytes_get_data(sealed, NULL), (gssize)g_bytes_get_size(sealed),
+					G_FILE_SET_CONTENTS_DURABLE, 0600, error);
+}
+
 static gboolean
 tampered(GError **error, uint64_t seq, const char *what)
 {
@@ -113,6 +170,7 @@ ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last
 	sqlite3 *db = amu_store_get_db(ledger->store);
 	g_autoptr(sqlite3_stmt) stmt = NULL;
 	uint8_t prev[AMU_LEDGER_HASHBYTES] = {0};
+	uint8_t prev_prev[AMU_LEDGER_HASHBYTES] = {0};
 	uint8_t head_hash[AMU_LEDGER_HASHBYTES];
 	uint64_t expected = 0, head_seq = 0;
 	gboolean head_present = FALSE;
@@ -165,6 +223,7 @@ ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last
 		amulet__v1__ledger_entry__free_unpacked(entry, NULL);
 		if (!ok)
 			return FALSE;
+		memcpy(prev_prev, prev, sizeof(prev));
 		memcpy(prev, hash, sizeof(prev));
 		expected++;
 	}
@@ -180,6 +239,8 @@ ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last
 		if (head_seq != expected - 1 || sodium_memcmp(head_hash, prev, AMU_LEDGER_HASHBYTES) != 0)
 			return tampered(error, expected, "entries at its end were deleted");
 	}
+	if (!ledger_check_head_file(ledger, expected, prev, prev_prev, error))
+		return FALSE;
 	memcpy(last_hash, prev, AMU_LEDGER_HASHBYTES);
 	*count = expected;
 	return TRUE;
@@ -200,11 +261,12 @@ amu_ledger_foreach(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, guint
 }
 
 static gboolean
-ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t now_ms, char **id, GError **error)
+ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t now_ms, char **id,
+		     uint8_t head[8 + AMU_LEDGER_HASHBYTES], GError **error)
 {
 	sqlite3 *db = amu_store_get_db(ledger->store);
 	g_autoptr(sqlite3_stmt) stmt = NULL;
-	uint8_t prev[AMU_LEDGER_HASHBYTES], hash[AMU_LEDGER_HASHBYTES], head[8 + AMU_LEDGER_HASHBYTES];
+	uint8_t prev[AMU_LEDGER_HASHBYTES], hash[AMU_LEDGER_HASHBYTES];
 	uint8_t signature[crypto_sign_BYTES], ad[32];
 	uint64_t count = 0;
 	g_autofree uint8_t *packed = NULL;
@@ -243,7 +305,7 @@ ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t 
 	for (int i = 0; i < 8; i++)
 		head[i] = (uint8_t)(count >> (8 * i));
 	memcpy(head + 8, hash, sizeof(hash));
-	if (!amu_store_put(ledger->store, KIND_HEAD, "head", head, sizeof(head), error))
+	if (!amu_store_put(ledger->store, KIND_HEAD, "head", head, 8 + AMU_LEDGER_HASHBYTES, error))
 		return FALSE;
 	if (id != NULL)
 		*id = hash_to_id(hash);
@@ -253,13 +315,19 @@ ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t 
 gboolean
 amu_ledger_append(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t now_ms, char **id, GError **error)
 {
+	uint8_t head[8 + AMU_LEDGER_HASHBYTES];
+
 	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
 	if (!amu_store_begin(ledger->store, error))
 		return FALSE;
-	if (!ledger_append_locked(ledger, entry, now_ms, id, error) || !amu_store_commit(ledger->store, error)) {
+	if (!ledger_append_locked(ledger, entry, now_ms, id, head, error) || !amu_store_commit(ledger->store, error)) {
 		amu_store_rollback(ledger->store);
 		if (id != NULL)
 			g_clear_pointer(id, g_free);
+		return FALSE;
+	}
+	if (!ledger_write_head_file(ledger, head, error)) {
+		g_prefix_error(error, "the entry is recorded, but its head file could not be written: ");
 		return FALSE;
 	}
 	return TRUE;

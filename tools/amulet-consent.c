@@ -498,6 +498,7 @@ export_verify(Cli *cli, int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) owner_key = NULL;
 	g_autofree char *summary = NULL, *tmp = NULL, *dir = NULL;
+	g_autoptr(GBytes) secret = NULL;
 	gboolean ok;
 
 	g_option_context_add_main_entries(options, entries, NULL);
@@ -509,7 +510,6 @@ export_verify(Cli *cli, int argc, char **argv)
 		return cli_report_error(cli, "export verify", error);
 	dir = g_strdup(argv[1]);
 	if (!g_file_test(argv[1], G_FILE_TEST_IS_DIR)) {
-		g_autoptr(GBytes) secret = NULL;
 		if (secret_key_path == NULL)
 			return cli_usage_error("export verify", "a sealed file needs --key with the recipient's secret key");
 		if ((secret = read_key(secret_key_path, &error)) == NULL)
@@ -519,10 +519,10 @@ export_verify(Cli *cli, int argc, char **argv)
 			return cli_report_error(cli, "export verify", error);
 		g_free(dir);
 		dir = g_build_filename(tmp, "export", NULL);
-		if (!amu_export_open_sealed(argv[1], secret, dir, &error))
-			return cli_report_error(cli, "export verify", error);
 	}
-	ok = amu_export_verify(dir, owner_key, &summary, &error);
+	/* what was decrypted into the scratch directory goes, whatever happens */
+	ok = (tmp == NULL || amu_export_open_sealed(argv[1], secret, dir, &error)) &&
+	     amu_export_verify(dir, owner_key, &summary, &error);
 	if (tmp != NULL) {
 		g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
 		const char *name;
