@@ -135,8 +135,12 @@ command_complete(AmuSession *session, GError *error, GBytes *receipt)
 	GTask **slot = amu_session_get_command_slot(session);
 	g_autoptr(GTask) task = g_steal_pointer(slot);
 
-	if (task == NULL)
+	if (task == NULL) {
+		/* nobody waits: the session just ended with no command in flight */
+		g_clear_error(&error);
+		g_clear_pointer(&receipt, g_bytes_unref);
 		return;
+	}
 	if (error != NULL)
 		g_task_return_error(task, error);
 	else

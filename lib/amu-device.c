@@ -359,10 +359,17 @@ connect_pending_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	AmuDevice *self = AMU_DEVICE(source);
 	GError *error = NULL;
 	const char *what = "the queued command";
+	g_autoptr(GBytes) still_bonded = amu_store_get(amu_context_get_store(self->context), "bond", self->id, NULL);
 
 	if (!g_task_propagate_boolean(G_TASK(result), &error)) {
 		g_prefix_error(&error, "running %s: ", what);
 		g_task_return_error(task, error);
+	} else if (still_bonded != NULL) {
+		/* a wipe that kept this host's copy: the device is still ours */
+		g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_DISCONNECTED,
+					"the wipe queued for %s ran at this connection (this host keeps its data); "
+					"connect again",
+					self->name);
 	} else {
 		g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_NOT_FOUND,
 					"the command queued for %s ran at this connection; the device is no longer "

@@ -174,7 +174,8 @@ sync_print(SyncRun *run)
 		if (p->clock_offset_ms != 0)
 			printf(", device clock %+" G_GINT64_FORMAT " ms (corrected)", p->clock_offset_ms);
 		if (p->skipped > 0)
-			printf(", %" G_GUINT64_FORMAT " samples already taken by another host", p->skipped);
+			printf(", %" G_GUINT64_FORMAT " samples no longer on the device (wiped, or taken by another of your hosts)",
+			       p->skipped);
 		printf("\n");
 	}
 	if (run->cli->json) {
