@@ -244,15 +244,34 @@ gboolean
 amu_sample_store_ingest(AmuStore *store, const char *device_id, const uint8_t key[AMU_STORE_KEYBYTES],
 			const Amulet__V1__SyncBatch *batch, int64_t clock_offset_ms, int64_t now_ms, GError **error)
 {
-	g_autofree VerifiedGroup *groups = g_new0(VerifiedGroup, MAX(batch->n_groups, 1));
+	return amu_sample_store_ingest_many(store, device_id, key, &batch, &clock_offset_ms, 1, now_ms, error);
+}
+
+gboolean
+amu_sample_store_ingest_many(AmuStore *store, const char *device_id, const uint8_t key[AMU_STORE_KEYBYTES],
+			     const Amulet__V1__SyncBatch *const *batches, const int64_t *clock_offsets_ms, size_t n,
+			     int64_t now_ms, GError **error)
+{
+	g_autoptr(GPtrArray) verified = g_ptr_array_new_with_free_func(g_free);
 
 	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
-	if (!verify_batch(batch, clock_offset_ms, groups, error))
-		return FALSE;
+	/* every batch verified before anything is written */
+	for (size_t i = 0; i < n; i++) {
+		VerifiedGroup *groups = g_new0(VerifiedGroup, MAX(batches[i]->n_groups, 1));
+		g_ptr_array_add(verified, groups);
+		if (!verify_batch(batches[i], clock_offsets_ms[i], groups, error))
+			return FALSE;
+	}
 	if (!amu_store_begin(store, error))
 		return FALSE;
-	if (!ingest_locked(store, device_id, key, batch, groups, clock_offset_ms, now_ms, error) ||
-	    !amu_store_commit(store, error)) {
+	for (size_t i = 0; i < n; i++) {
+		if (!ingest_locked(store, device_id, key, batches[i], g_ptr_array_index(verified, i), clock_offsets_ms[i],
+				   now_ms, error)) {
+			amu_store_rollback(store);
+			return FALSE;
+		}
+	}
+	if (!amu_store_commit(store, error)) {
 		amu_store_rollback(store);
 		return FALSE;
 	}

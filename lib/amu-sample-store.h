@@ -28,6 +28,12 @@ gboolean amu_sample_store_ingest(AmuStore *store, const char *device_id, const u
 				 const Amulet__V1__SyncBatch *batch, int64_t clock_offset_ms, int64_t now_ms,
 				 GError **error);
 
+/* As amu_sample_store_ingest() for @n consecutive batches in one
+ * transaction: one durable commit for several batches. All or nothing. */
+gboolean amu_sample_store_ingest_many(AmuStore *store, const char *device_id, const uint8_t key[AMU_STORE_KEYBYTES],
+				      const Amulet__V1__SyncBatch *const *batches, const int64_t *clock_offsets_ms,
+				      size_t n, int64_t now_ms, GError **error);
+
 /* Another of the owner's hosts took samples [@from, @to): moves the cursor
  * over them, if it still stands at @from (ROLLBACK otherwise). */
 gboolean amu_sample_store_skip(AmuStore *store, const char *device_id, uint64_t from, uint64_t to, int64_t now_ms,

@@ -25,7 +25,17 @@ struct AmuSessionSync {
 	GCancellable *cancellable;
 	gulong cancel_id;
 	guint cancel_idle;
+	/* batches received and not stored yet: stored together, one commit */
+	GPtrArray *queued; /* Amulet__V1__SyncBatch, unpacked copies */
+	GArray *offsets;   /* int64_t clock offset of each */
+	guint flush_idle;
 };
+
+static void
+batch_free(Amulet__V1__SyncBatch *batch)
+{
+	amulet__v1__sync_batch__free_unpacked(batch, NULL);
+}
 
 static void
 sync_free(AmuSessionSync *sync)
@@ -34,6 +44,10 @@ sync_free(AmuSessionSync *sync)
 		g_cancellable_disconnect(sync->cancellable, sync->cancel_id);
 	if (sync->cancel_idle != 0)
 		g_source_remove(sync->cancel_idle);
+	if (sync->flush_idle != 0)
+		g_source_remove(sync->flush_idle);
+	g_ptr_array_unref(sync->queued);
+	g_array_unref(sync->offsets);
 	g_clear_object(&sync->cancellable);
 	amu_sync_receiver_free(sync->receiver);
 	amu_store_unref(sync->store);
@@ -117,27 +131,43 @@ sync_send(AmuSessionSync *sync, Amulet__V1__Message *message)
 	return TRUE;
 }
 
+/* Stores every queued batch and the cursor after the last in one
+ * transaction, then acks them with one ack: the durable commit, which
+ * dominates the cost of a batch, is paid once for all the batches that
+ * arrived together. Exactly once still holds: the cursor moves in the same
+ * transaction as the samples. */
 static void
-sync_batch(AmuSessionSync *sync, const Amulet__V1__SyncBatch *batch)
+sync_flush(AmuSessionSync *sync)
 {
 	Amulet__V1__Message message = AMULET__V1__MESSAGE__INIT;
 	Amulet__V1__SyncAck ack;
 	g_autoptr(GError) error = NULL;
-	int64_t offset = amu_sync_receiver_get_clock_offset(sync->receiver, NULL);
+	const Amulet__V1__SyncBatch *first, *last;
+	guint n = sync->queued->len;
 
-	if (!amu_sample_store_ingest(sync->store, sync->device_id, sync->key, batch, offset,
-				     g_get_real_time() / 1000, &error)) {
-		g_prefix_error(&error, "storing samples %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT ": ",
-			       batch->first_seq, batch->end_seq);
+	if (n == 0 || sync->task == NULL)
+		return;
+	first = g_ptr_array_index(sync->queued, 0);
+	last = g_ptr_array_index(sync->queued, n - 1);
+	if (!amu_sample_store_ingest_many(sync->store, sync->device_id, sync->key,
+					  (const Amulet__V1__SyncBatch *const *)sync->queued->pdata,
+					  (const int64_t *)(void *)sync->offsets->data, n, g_get_real_time() / 1000, &error)) {
+		g_prefix_error(&error, "storing samples %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT ": ", first->first_seq,
+			       last->end_seq);
 		sync_abort(sync, error);
 		return;
 	}
 	amu_sync_receiver_stored(sync->receiver, &ack);
-	sync->progress.samples_done += batch->end_seq - batch->first_seq;
-	sync->progress.batches++;
-	for (size_t i = 0; i < batch->n_groups; i++)
-		sync->progress.bytes += batch->groups[i]->columns.len;
-	sync->progress.clock_offset_ms = offset;
+	for (guint b = 0; b < n; b++) {
+		const Amulet__V1__SyncBatch *batch = g_ptr_array_index(sync->queued, b);
+		sync->progress.samples_done += batch->end_seq - batch->first_seq;
+		sync->progress.batches++;
+		for (size_t i = 0; i < batch->n_groups; i++)
+			sync->progress.bytes += batch->groups[i]->columns.len;
+	}
+	sync->progress.clock_offset_ms = g_array_index(sync->offsets, int64_t, n - 1);
+	g_ptr_array_set_size(sync->queued, 0);
+	g_array_set_size(sync->offsets, 0);
 	sync->progress.elapsed_ms = (g_get_monotonic_time() - sync->start_us) / 1000;
 	message.body_case = AMULET__V1__MESSAGE__BODY_SYNC_ACK;
 	message.sync_ack = &ack;
@@ -147,6 +177,44 @@ sync_batch(AmuSessionSync *sync, const Amulet__V1__SyncBatch *batch)
 		sync->progress_func(sync->session, &sync->progress, sync->progress_data);
 	if (sync->task != NULL && amu_sync_receiver_is_done(sync->receiver))
 		sync_complete(sync, NULL);
+}
+
+static gboolean
+sync_flush_idle_cb(gpointer user_data)
+{
+	AmuSessionSync *sync = user_data;
+	/* flushing may complete the task and free @sync: hold the session */
+	g_autoptr(AmuSession) session = g_object_ref(sync->session);
+	g_autoptr(GTask) task = sync->task != NULL ? g_object_ref(sync->task) : NULL;
+
+	sync->flush_idle = 0;
+	sync_flush(sync);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+sync_batch(AmuSessionSync *sync, const Amulet__V1__SyncBatch *batch)
+{
+	size_t len = amulet__v1__sync_batch__get_packed_size(batch);
+	g_autofree uint8_t *packed = g_malloc(len + 1);
+	int64_t offset = amu_sync_receiver_get_clock_offset(sync->receiver, NULL);
+
+	/* the message is freed after dispatch: keep a copy until it is stored */
+	amulet__v1__sync_batch__pack(batch, packed);
+	g_ptr_array_add(sync->queued, amulet__v1__sync_batch__unpack(NULL, len, packed));
+	g_array_append_val(sync->offsets, offset);
+	if (sync->queued->len >= AMU_SYNC_DEFAULT_WINDOW || amu_sync_receiver_is_done_receiving(sync->receiver)) {
+		sync_flush(sync);
+		return;
+	}
+	/* store what arrived together once nothing else is ready to run */
+	if (sync->flush_idle == 0) {
+		GSource *source = g_idle_source_new();
+		g_source_set_priority(source, G_PRIORITY_DEFAULT_IDLE);
+		g_source_set_callback(source, sync_flush_idle_cb, sync, NULL);
+		sync->flush_idle = g_source_attach(source, g_task_get_context(sync->task));
+		g_source_unref(source);
+	}
 }
 
 gboolean
@@ -279,6 +347,8 @@ amu_session_sync_async(AmuSession *self, AmuSyncProgressFunc progress_func, gpoi
 		return;
 	}
 	sync = g_new0(AmuSessionSync, 1);
+	sync->queued = g_ptr_array_new_with_free_func((GDestroyNotify)batch_free);
+	sync->offsets = g_array_new(FALSE, FALSE, sizeof(int64_t));
 	g_task_set_task_data(task, sync, (GDestroyNotify)sync_free);
 	sync->session = self;
 	sync->store = amu_store_ref(amu_context_get_store(amu_device_get_context(device)));

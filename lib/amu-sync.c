@@ -378,6 +378,12 @@ amu_sync_receiver_is_done(AmuSyncReceiver *receiver)
 	return receiver->state == RECEIVER_STREAMING && receiver->cursor >= receiver->end;
 }
 
+gboolean
+amu_sync_receiver_is_done_receiving(AmuSyncReceiver *receiver)
+{
+	return receiver->state == RECEIVER_STREAMING && receiver->received >= receiver->end;
+}
+
 uint64_t
 amu_sync_receiver_get_cursor(AmuSyncReceiver *receiver)
 {

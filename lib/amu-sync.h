@@ -51,6 +51,8 @@ gboolean amu_sync_receiver_rx(AmuSyncReceiver *receiver, const Amulet__V1__Messa
 /* the batch last reported is stored durably: fills @ack to send */
 void amu_sync_receiver_stored(AmuSyncReceiver *receiver, Amulet__V1__SyncAck *ack);
 gboolean amu_sync_receiver_is_done(AmuSyncReceiver *receiver);
+/* every batch of this sync has arrived (some may not be stored yet) */
+gboolean amu_sync_receiver_is_done_receiving(AmuSyncReceiver *receiver);
 uint64_t amu_sync_receiver_get_cursor(AmuSyncReceiver *receiver);
 uint64_t amu_sync_receiver_get_end(AmuSyncReceiver *receiver);
 /* samples the device no longer had (another of the owner's hosts acked them) */

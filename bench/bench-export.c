@@ -1,0 +1,968 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * make bench: data export, each figure against a baseline measured in the
+ * same run.
+ *   rate  amu_data_export_run() in process, per format, over a band synced
+ *         for 1 and for 30 days (GPX: a watch, location only), against a
+ *         plain SQLite table of the same samples read with one SELECT and
+ *         written with fprintf(); the export's figure includes reading the
+ *         sealed blocks (XChaCha20-Poly1305), fsyncing the files and the
+ *         directory, the SHA-256 of every file, the signed manifest and the
+ *         access log entry
+ *   rss   peak RSS of 'amulet export' of 30 days against 'amulet devices'
+ * Usage: bench-export [rate] [rss]; no argument runs both. The data is made
+ * with amulet-sim and the real 'amulet pair', 'sync' and 'consent grant'
+ * first (not timed). Every child is killed and reaped and the temporary
+ * directory removed, also when a part fails or the run is interrupted.
+ * Times are wall clock: the fsyncs are part of an export. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <json-glib/json-glib.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "amu-export-private.h"
+#include "amu-private.h"
+#include "amu-store.h"
+#include "amulet/amulet.h"
+
+#define SEED "42"
+#define START "2026-03-02" /* seed 42's watch has a run with GPS that day */
+#define RATE_REPS 3
+#define CSV_TARGET_RATE 2e6
+#define RATIO_TARGET 0.5
+#define RSS_TARGET_MIB 32.0
+#define BASELINE_BUFFER_SIZE (64 * 1024) /* the export writer's stdio buffer */
+
+static const char *tool_amulet = AMU_BENCH_BUILDDIR "/tools/amulet";
+static const char *tool_sim = AMU_BENCH_BUILDDIR "/tools/amulet-sim";
+
+static double
+wall_seconds(void)
+{
+	return (double)g_get_monotonic_time() / 1e6;
+}
+
+static int
+compare_doubles(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(const double *values, size_t n)
+{
+	double sorted[16];
+
+	g_assert(n <= G_N_ELEMENTS(sorted));
+	memcpy(sorted, values, n * sizeof(double));
+	qsort(sorted, n, sizeof(double), compare_doubles);
+	return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+static double
+mib(long maxrss_kib)
+{
+	return (double)maxrss_kib / 1024.0;
+}
+
+static double
+cpu_seconds(const struct rusage *usage)
+{
+	return (double)usage->ru_utime.tv_sec + (double)usage->ru_utime.tv_usec / 1e6 +
+	       (double)usage->ru_stime.tv_sec + (double)usage->ru_stime.tv_usec / 1e6;
+}
+
+static double
+self_cpu_seconds(void)
+{
+	struct rusage usage;
+
+	getrusage(RUSAGE_SELF, &usage);
+	return cpu_seconds(&usage);
+}
+
+/* ------------------------------------------------------------ children */
+
+#define MAX_CHILDREN 16
+static volatile pid_t children[MAX_CHILDREN];
+static volatile sig_atomic_t n_children;
+static char *temp_root;
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+static void
+remove_tree(const char *path)
+{
+	if (path != NULL)
+		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+child_forget(pid_t pid)
+{
+	for (int i = 0; i < n_children; i++) {
+		if (children[i] == pid) {
+			children[i] = children[n_children - 1];
+			n_children--;
+			return;
+		}
+	}
+}
+
+/* Starts @argv with stdin from /dev/null and stdout and stderr into files;
+ * the child dies with us even if we are killed outright. */
+static pid_t
+spawn(const char *const *argv, const char *out_path, const char *err_path, GError **error)
+{
+	int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int err_fd = err_path != NULL ? open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : out_fd;
+	sigset_t block, old;
+	pid_t pid = -1;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	/* no signal between fork and registering: the child must not escape */
+	sigprocmask(SIG_BLOCK, &block, &old);
+	if (in_fd >= 0 && out_fd >= 0 && err_fd >= 0 && n_children < MAX_CHILDREN)
+		pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		dup2(in_fd, STDIN_FILENO);
+		dup2(out_fd, STDOUT_FILENO);
+		dup2(err_fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		children[n_children++] = pid;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (in_fd >= 0)
+		close(in_fd);
+	if (err_fd >= 0 && err_fd != out_fd)
+		close(err_fd);
+	if (out_fd >= 0)
+		close(out_fd);
+	if (pid < 0)
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot start %s", argv[0]);
+	return pid;
+}
+
+/* Reaps @pid within @timeout_s (< 0: no limit); TRUE if it exited. Sleeps
+ * in poll() on a pidfd rather than polling wait4() (a 1 ms poll if the
+ * kernel has no pidfd). */
+static gboolean
+child_wait(pid_t pid, double timeout_s, int *status, struct rusage *usage)
+{
+	double deadline = wall_seconds() + timeout_s;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	struct rusage ignored;
+	int ignored_status;
+	gboolean exited = FALSE;
+
+	for (;;) {
+		pid_t done = wait4(pid, status != NULL ? status : &ignored_status, WNOHANG,
+				   usage != NULL ? usage : &ignored);
+		double left = deadline - wall_seconds();
+		if (done == pid || (done < 0 && errno != EINTR)) {
+			exited = TRUE;
+			break;
+		}
+		if (timeout_s >= 0 && left <= 0)
+			break;
+		if (pidfd >= 0) {
+			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+			poll(&pfd, 1, timeout_s < 0 ? -1 : (int)(left * 1000) + 1);
+		} else {
+			g_usleep(1000);
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	if (exited)
+		child_forget(pid);
+	return exited;
+}
+
+/* SIGTERM to all, SIGKILL to whoever is left after 5 s, all reaped */
+static void
+children_stop_all(void)
+{
+	double deadline = wall_seconds() + 5;
+
+	for (int i = 0; i < n_children; i++)
+		kill(children[i], SIGTERM);
+	while (n_children > 0) {
+		pid_t pid = children[0];
+		if (!child_wait(pid, MAX(deadline - wall_seconds(), 0), NULL, NULL)) {
+			kill(pid, SIGKILL);
+			child_wait(pid, -1, NULL, NULL);
+		}
+	}
+}
+
+static void
+on_signal(int signum)
+{
+	for (int i = 0; i < n_children; i++)
+		kill(children[i], SIGKILL);
+	for (int i = 0; i < n_children; i++)
+		waitpid(children[i], NULL, 0);
+	n_children = 0;
+	/* best effort: we are going down anyway */
+	remove_tree(temp_root);
+	signal(signum, SIG_DFL);
+	raise(signum);
+}
+
+static void
+cleanup_at_exit(void)
+{
+	children_stop_all();
+	remove_tree(temp_root);
+}
+
+/* Runs @argv to its end (killed after @timeout_s); fails unless it exits 0.
+ * @usage: its peak RSS and CPU; @seconds: wall time from start to exit. */
+static gboolean
+run_tool(const char *const *argv, const char *out_path, const char *err_path, double timeout_s,
+	 struct rusage *usage, double *seconds, GError **error)
+{
+	g_autofree char *command = g_strjoinv(" ", (char **)argv);
+	struct rusage ignored;
+	int status = 0;
+	double t0 = wall_seconds();
+	pid_t pid = spawn(argv, out_path, err_path, error);
+
+	if (pid < 0)
+		return FALSE;
+	if (!child_wait(pid, timeout_s, &status, usage != NULL ? usage : &ignored)) {
+		kill(pid, SIGKILL);
+		child_wait(pid, -1, NULL, NULL);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "'%s' did not finish within %.0f s", command,
+			    timeout_s);
+		return FALSE;
+	}
+	if (seconds != NULL)
+		*seconds = wall_seconds() - t0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		g_autofree char *err = NULL;
+		g_file_get_contents(err_path, &err, NULL, NULL);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "'%s' failed (status %d): %s", command, status,
+			    err != NULL ? g_strstrip(err) : "");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Waits for amulet-sim's "listening on" line; its log is @log_path. */
+static gboolean
+sim_wait_ready(pid_t pid, const char *log_path, double deadline, GError **error)
+{
+	for (;;) {
+		g_autofree char *log = NULL;
+		if (g_file_get_contents(log_path, &log, NULL, NULL) && strstr(log, " listening on ") != NULL)
+			return TRUE;
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			child_forget(pid);
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "amulet-sim exited: %s",
+				    log != NULL ? g_strstrip(log) : "");
+			return FALSE;
+		}
+		if (wall_seconds() > deadline) {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "amulet-sim (%s) not listening in time",
+				    log_path);
+			return FALSE;
+		}
+		g_usleep(2000);
+	}
+}
+
+/* the JSON object a tool printed with --json */
+static JsonObject *
+tool_json(const char *path, GError **error)
+{
+	g_autoptr(JsonParser) parser = json_parser_new();
+	JsonNode *root;
+
+	if (!json_parser_load_from_file(parser, path, error))
+		return NULL;
+	root = json_parser_get_root(parser);
+	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s holds no JSON object", path);
+		return NULL;
+	}
+	return json_object_ref(json_node_get_object(root));
+}
+
+/* bytes in the regular files of @dir */
+static guint64
+dir_bytes(const char *dir)
+{
+	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+	const char *name;
+	guint64 total = 0;
+
+	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+		g_autofree char *path = g_build_filename(dir, name, NULL);
+		struct stat st;
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			total += (guint64)st.st_size;
+	}
+	return total;
+}
+
+/* ------------------------------------------------------------ data sets */
+
+typedef struct {
+	const char *name;	/* the device's name on the host, and of its files */
+	const char *label;
+	const char *profile;
+	const char *days;
+	const char *categories; /* every category the profile records */
+	char *host;		/* the host's data dir */
+	char *grant_id;		/* raw, all categories, all time */
+	char *baseline_db;	/* the plain table */
+	guint64 n_samples;
+	guint64 n_location;
+} DataSet;
+
+enum { BAND_1, BAND_30, WATCH_1, WATCH_30, N_DATA_SETS };
+
+#define BAND_CATEGORIES "heart_rate,steps,spo2,sleep_stage,skin_temp,respiratory_rate,battery"
+static DataSet data_sets[N_DATA_SETS] = {
+	[BAND_1] = {"band1", "band, 1 day", "band", "1", BAND_CATEGORIES},
+	[BAND_30] = {"band30", "band, 30 days", "band", "30", BAND_CATEGORIES},
+	[WATCH_1] = {"watch1", "watch, 1 day", "watch", "1", BAND_CATEGORIES ",location"},
+	[WATCH_30] = {"watch30", "watch, 30 days", "watch", "30", BAND_CATEGORIES ",location"},
+};
+/* a second grant on BAND_1 over a range without samples: what every export costs */
+static char *empty_grant_id;
+
+static gboolean
+sqlite_exec(sqlite3 *db, const char *sql, GError **error)
+{
+	char *message = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "%s: %s", sql, message);
+		sqlite3_free(message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt, GError **error)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, stmt, NULL) != SQLITE_OK) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "%s: %s", sql, sqlite3_errmsg(db));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* The baseline's table: every stored sample as one plain row, read back
+ * through the library (not timed), with an index in the export's order. */
+static gboolean
+baseline_fill(DataSet *set, GError **error)
+{
+	g_autoptr(AmuContext) context = amu_context_new(set->host, error);
+	g_autoptr(AmuDevice) device = NULL;
+	g_autoptr(AmuSampleIter) iter = NULL;
+	g_autoptr(sqlite3) db = NULL;
+	g_autoptr(sqlite3_stmt) insert = NULL;
+	GError *error_local = NULL;
+	AmuSample sample;
+
+	if (context == NULL || (device = amu_context_find_device(context, set->name, error)) == NULL ||
+	    (iter = amu_device_query_samples(device, 0, 0, G_MAXINT64, error)) == NULL)
+		return FALSE;
+	if (sqlite3_open_v2(set->baseline_db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "cannot open %s", set->baseline_db);
+		return FALSE;
+	}
+	if (!sqlite_exec(db,
+			 "PRAGMA journal_mode = WAL;"
+			 "CREATE TABLE samples(timestamp_ms INTEGER NOT NULL, category INTEGER NOT NULL,"
+			 " v1 INTEGER NOT NULL, v2 INTEGER NOT NULL, v3 INTEGER NOT NULL);"
+			 "BEGIN",
+			 error) ||
+	    !sqlite_prepare(db, "INSERT INTO samples VALUES(?1, ?2, ?3, ?4, ?5)", &insert, error))
+		return FALSE;
+	set->n_samples = set->n_location = 0;
+	while (amu_sample_iter_next(iter, &sample, &error_local)) {
+		sqlite3_bind_int64(insert, 1, sample.timestamp_ms);
+		sqlite3_bind_int(insert, 2, sample.category);
+		for (int v = 0; v < AMU_SAMPLE_MAX_VALUES; v++)
+			sqlite3_bind_int(insert, 3 + v, sample.values[v]);
+		if (sqlite3_step(insert) != SQLITE_DONE) {
+			g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "insert: %s", sqlite3_errmsg(db));
+			return FALSE;
+		}
+		sqlite3_reset(insert);
+		set->n_samples++;
+		if (sample.category == AMU_CATEGORY_LOCATION)
+			set->n_location++;
+	}
+	if (error_local != NULL) {
+		g_propagate_error(error, error_local);
+		return FALSE;
+	}
+	return sqlite_exec(db,
+			   "COMMIT;"
+			   "CREATE INDEX samples_order ON samples(category, timestamp_ms);"
+			   "PRAGMA wal_checkpoint(TRUNCATE)",
+			   error);
+}
+
+/* a grant of every category @set records, raw; over all time, or only
+ * [@from, @to) when given; its id */
+static char *
+grant(const char *dir, DataSet *set, const char *from, const char *to, GError **error)
+{
+	g_autofree char *out = g_build_filename(dir, "grant.json", NULL);
+	g_autofree char *err = g_build_filename(dir, "grant.err", NULL);
+	g_autoptr(JsonObject) json = NULL;
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	const char *const fixed[] = {tool_amulet, "--data-dir", set->host, "--json", "consent", "grant", set->name,
+				     "--categories", set->categories, "--purpose", "export benchmark",
+				     "--recipient-name", "bench-export", "--yes"};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++)
+		g_ptr_array_add(argv, (gpointer)fixed[i]);
+	if (from != NULL) {
+		g_ptr_array_add(argv, (gpointer) "--from");
+		g_ptr_array_add(argv, (gpointer)from);
+		g_ptr_array_add(argv, (gpointer) "--to");
+		g_ptr_array_add(argv, (gpointer)to);
+	}
+	g_ptr_array_add(argv, NULL);
+	if (!run_tool((const char *const *)argv->pdata, out, err, 30, NULL, NULL, error) ||
+	    (json = tool_json(out, error)) == NULL)
+		return NULL;
+	if (!json_object_has_member(json, "id")) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "amulet consent grant --json printed no id");
+		return NULL;
+	}
+	return g_strdup(json_object_get_string_member(json, "id"));
+}
+
+/* A device from amulet-sim, paired and synced by the real tool, granted
+ * everything it records, raw, over all time. */
+static gboolean
+data_set_prepare(const char *dir, DataSet *set, GError **error)
+{
+	g_autofree char *sock = g_strdup_printf("%s/%s.sock", dir, set->name);
+	g_autofree char *state = g_strdup_printf("%s/%s-state", dir, set->name);
+	g_autofree char *log = g_strdup_printf("%s/%s.log", dir, set->name);
+	g_autofree char *address = g_strdup_printf("sim:%s", sock);
+	g_autofree char *out = g_build_filename(dir, "out", NULL);
+	g_autofree char *err = g_build_filename(dir, "err", NULL);
+	g_autoptr(JsonObject) json = NULL;
+	const char *sim[] = {tool_sim, "--listen", sock, "--state", state, "--profile", set->profile,
+			     "--days", set->days, "--seed", SEED, "--start", START, NULL};
+	const char *pair[] = {tool_amulet, "--data-dir", set->host, "pair", address, "--name", set->name, "--yes", NULL};
+	const char *sync[] = {tool_amulet, "--data-dir", set->host, "--json", "sync", set->name, NULL};
+	pid_t pid = spawn(sim, log, NULL, error);
+
+	if (pid < 0 || !sim_wait_ready(pid, log, wall_seconds() + 120, error) ||
+	    !run_tool(pair, out, err, 30, NULL, NULL, error) || !run_tool(sync, out, err, 600, NULL, NULL, error) ||
+	    (json = tool_json(out, error)) == NULL)
+		return FALSE;
+	if (!json_object_get_boolean_member_with_default(json, "ok", FALSE) ||
+	    json_object_get_int_member_with_default(json, "samples", 0) == 0 ||
+	    json_object_get_int_member_with_default(json, "samples", 0) !=
+		json_object_get_int_member_with_default(json, "expected", -1)) {
+		g_autofree char *text = NULL;
+		g_file_get_contents(out, &text, NULL, NULL);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "amulet sync %s: %s", set->name, text);
+		return FALSE;
+	}
+	/* the simulator is done: the host holds the data */
+	children_stop_all();
+	remove_tree(state);
+	set->grant_id = grant(dir, set, NULL, NULL, error);
+	if (set->grant_id == NULL || !baseline_fill(set, error))
+		return FALSE;
+	if ((guint64)json_object_get_int_member(json, "samples") != set->n_samples) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: synced %" G_GINT64_FORMAT " samples, read back %"
+			    G_GUINT64_FORMAT, set->name, json_object_get_int_member(json, "samples"), set->n_samples);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+setup(const char *dir, GError **error)
+{
+	for (int i = 0; i < N_DATA_SETS; i++) {
+		DataSet *set = &data_sets[i];
+		set->host = g_strdup_printf("%s/host-%s", dir, set->name);
+		set->baseline_db = g_strdup_printf("%s/baseline-%s.db", dir, set->name);
+		if (!data_set_prepare(dir, set, error)) {
+			g_prefix_error(error, "setting up %s: ", set->label);
+			return FALSE;
+		}
+	}
+	empty_grant_id = grant(dir, &data_sets[BAND_1], "2000-01-02", "2000-01-03", error);
+	if (empty_grant_id == NULL)
+		return FALSE;
+	printf("data: amulet-sim (seed " SEED ", from " START ") paired and synced with 'amulet pair', 'amulet sync';\n"
+	       "'amulet consent grant --yes' of every recorded category, raw, over all time\n");
+	for (int i = 0; i < N_DATA_SETS; i++)
+		printf("  %-15s %8" G_GUINT64_FORMAT " samples, %6" G_GUINT64_FORMAT " of them location\n",
+		       data_sets[i].label, data_sets[i].n_samples, data_sets[i].n_location);
+	return TRUE;
+}
+
+static void
+data_sets_clear(void)
+{
+	for (int i = 0; i < N_DATA_SETS; i++) {
+		g_clear_pointer(&data_sets[i].host, g_free);
+		g_clear_pointer(&data_sets[i].grant_id, g_free);
+		g_clear_pointer(&data_sets[i].baseline_db, g_free);
+	}
+	g_clear_pointer(&empty_grant_id, g_free);
+}
+
+/* ------------------------------------------------------------ rate */
+
+/* what each format carries (amu-data-export.c's format_carries()), as SQL */
+static const char *
+format_filter(AmuExportFormat format)
+{
+	switch (format) {
+	case AMU_EXPORT_FORMAT_GPX:
+		return " WHERE category = 7";
+	case AMU_EXPORT_FORMAT_FHIR:
+		/* no location, battery or toy events */
+		return " WHERE category IN (1, 2, 3, 4, 5, 6)";
+	case AMU_EXPORT_FORMAT_JSON:
+	case AMU_EXPORT_FORMAT_CSV:
+		break;
+	}
+	return "";
+}
+
+/* The baseline: one SELECT in the export's order, one fprintf() a row into
+ * a file with the writer's buffer size, fsync at the end. */
+static gboolean
+baseline_run(const DataSet *set, AmuExportFormat format, const char *out_path, double *seconds, guint64 *rows,
+	     GError **error)
+{
+	g_autoptr(sqlite3) db = NULL;
+	g_autoptr(sqlite3_stmt) select = NULL;
+	g_autofree char *sql = g_strdup_printf("SELECT timestamp_ms, category, v1, v2, v3 FROM samples%s"
+					       " ORDER BY category, timestamp_ms",
+					       format_filter(format));
+	g_autofree char *buffer = g_malloc(BASELINE_BUFFER_SIZE);
+	FILE *out;
+	int rc;
+	double t0;
+
+	if (sqlite3_open_v2(set->baseline_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "cannot open %s", set->baseline_db);
+		return FALSE;
+	}
+	t0 = wall_seconds();
+	if (!sqlite_prepare(db, sql, &select, error))
+		return FALSE;
+	out = fopen(out_path, "wx");
+	if (out == NULL) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", out_path, g_strerror(errno));
+		return FALSE;
+	}
+	setvbuf(out, buffer, _IOFBF, BASELINE_BUFFER_SIZE);
+	*rows = 0;
+	while ((rc = sqlite3_step(select)) == SQLITE_ROW) {
+		fprintf(out, "%lld,%d,%d,%d,%d\n", (long long)sqlite3_column_int64(select, 0),
+			sqlite3_column_int(select, 1), sqlite3_column_int(select, 2), sqlite3_column_int(select, 3),
+			sqlite3_column_int(select, 4));
+		(*rows)++;
+	}
+	if (rc != SQLITE_DONE || fflush(out) != 0 || ferror(out) || fsync(fileno(out)) != 0) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_IO, "baseline %s: %s", out_path,
+			    rc != SQLITE_DONE ? sqlite3_errmsg(db) : g_strerror(errno));
+		fclose(out);
+		return FALSE;
+	}
+	fclose(out);
+	*seconds = wall_seconds() - t0;
+	return TRUE;
+}
+
+/* the baseline's query plan, to show it walks the index and sorts nothing */
+static char *
+baseline_plan(const DataSet *set, AmuExportFormat format)
+{
+	g_autoptr(sqlite3) db = NULL;
+	g_autoptr(sqlite3_stmt) explain = NULL;
+	g_autofree char *sql = g_strdup_printf("EXPLAIN QUERY PLAN SELECT timestamp_ms, category, v1, v2, v3"
+					       " FROM samples%s ORDER BY category, timestamp_ms",
+					       format_filter(format));
+	GString *plan = g_string_new(NULL);
+
+	if (sqlite3_open_v2(set->baseline_db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &explain, NULL) == SQLITE_OK) {
+		while (sqlite3_step(explain) == SQLITE_ROW)
+			g_string_append_printf(plan, "%s%s", plan->len > 0 ? "; " : "",
+					       (const char *)sqlite3_column_text(explain, 3));
+	}
+	return g_string_free(plan, FALSE);
+}
+
+typedef struct {
+	double seconds;
+	double cpu;
+	double hash_seconds; /* the digests of the data files alone, again after the run */
+	guint64 samples;
+	guint64 bytes;
+} ExportRun;
+
+static gboolean
+export_run(AmuContext *context, const char *grant_id, AmuExportFormat format, const char *out_dir, ExportRun *run,
+	   GError **error)
+{
+	g_autoptr(AmuDataExport) export = NULL;
+	GPtrArray *files;
+	double t0 = wall_seconds(), cpu0 = self_cpu_seconds();
+
+	export = amu_data_export_new(context, grant_id, format, out_dir);
+	if (!amu_data_export_run(export, NULL, NULL, NULL, error))
+		return FALSE;
+	run->seconds = wall_seconds() - t0;
+	run->cpu = self_cpu_seconds() - cpu0;
+	run->samples = amu_data_export_get_n_samples(export);
+	run->bytes = dir_bytes(out_dir);
+	/* what write_manifest() does first: read every data file back and hash it */
+	files = amu_data_export_get_files(export);
+	t0 = wall_seconds();
+	for (guint i = 0; i < files->len; i++) {
+		g_autofree char *path = g_build_filename(out_dir, g_ptr_array_index(files, i), NULL);
+		g_autofree char *digest = NULL;
+		guint64 size = 0;
+		digest = amu_export_file_sha256(path, &size, error);
+		if (digest == NULL)
+			return FALSE;
+	}
+	run->hash_seconds = wall_seconds() - t0;
+	return TRUE;
+}
+
+static int
+compare_runs(const void *a, const void *b)
+{
+	return compare_doubles(&((const ExportRun *)a)->seconds, &((const ExportRun *)b)->seconds);
+}
+
+typedef struct {
+	AmuExportFormat format;
+	int data_set;
+} RateCase;
+
+static gboolean
+rate_case(const char *dir, const RateCase *c, guint *n_missed, GError **error)
+{
+	const DataSet *set = &data_sets[c->data_set];
+	const char *format_name = amu_export_format_to_string(c->format);
+	g_autoptr(AmuContext) context = amu_context_new(set->host, error);
+	ExportRun runs[RATE_REPS];
+	double baseline_s[RATE_REPS], base_s, export_rate, base_rate, ratio;
+	guint64 rows = 0, baseline_bytes = 0;
+	const ExportRun *m;
+	gboolean rate_ok, ratio_ok;
+
+	if (context == NULL)
+		return FALSE;
+	/* interleaved, so drift in the disk or the machine hits both alike */
+	for (int rep = 0; rep < RATE_REPS; rep++) {
+		g_autofree char *out_dir = g_strdup_printf("%s/export-%d", dir, rep);
+		g_autofree char *baseline_path = g_strdup_printf("%s/baseline-%d.txt", dir, rep);
+		struct stat st;
+		gboolean ok;
+
+		/* each run starts with nothing dirty: the writeback of the one
+		 * before (1.7 GB after a 30-day FHIR export) must not land on it */
+		sync();
+		ok = baseline_run(set, c->format, baseline_path, &baseline_s[rep], &rows, error);
+		if (ok) {
+			sync();
+			ok = export_run(context, set->grant_id, c->format, out_dir, &runs[rep], error);
+		}
+
+		if (ok && stat(baseline_path, &st) == 0)
+			baseline_bytes = (guint64)st.st_size;
+		remove_tree(out_dir);
+		remove(baseline_path);
+		if (!ok)
+			return FALSE;
+		if (runs[rep].samples != rows) {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+				    "%s %s: the export wrote %" G_GUINT64_FORMAT " samples, the baseline %" G_GUINT64_FORMAT,
+				    format_name, set->label, runs[rep].samples, rows);
+			return FALSE;
+		}
+	}
+	qsort(runs, RATE_REPS, sizeof(ExportRun), compare_runs);
+	m = &runs[RATE_REPS / 2];
+	base_s = median(baseline_s, RATE_REPS);
+	export_rate = (double)m->samples / m->seconds;
+	base_rate = (double)rows / base_s;
+	ratio = export_rate / base_rate;
+	rate_ok = c->format != AMU_EXPORT_FORMAT_CSV || export_rate >= CSV_TARGET_RATE;
+	ratio_ok = ratio >= RATIO_TARGET;
+	if (!rate_ok || !ratio_ok)
+		(*n_missed)++;
+	printf("%-4s %-15s %8" G_GUINT64_FORMAT "  export %7.3f M/s %8.1f ms  baseline %7.3f M/s %7.1f ms  "
+	       "ratio %5.2f  (target %s>= %.1f)%s\n",
+	       format_name, set->label, rows, export_rate / 1e6, m->seconds * 1e3, base_rate / 1e6, base_s * 1e3, ratio,
+	       c->format == AMU_EXPORT_FORMAT_CSV ? ">= 2 M/s, " : "", RATIO_TARGET,
+	       rate_ok && ratio_ok ? "" : "  MISSED");
+	printf("     runs %.1f..%.1f ms, export CPU %.1f ms (%.0f%% of wall); bytes written: export %.1f MB "
+	       "(%.0f a sample), baseline %.1f MB (%.0f a sample)\n",
+	       runs[0].seconds * 1e3, runs[RATE_REPS - 1].seconds * 1e3, m->cpu * 1e3, 100 * m->cpu / m->seconds,
+	       (double)m->bytes / 1e6, (double)m->bytes / (double)MAX(rows, 1), (double)baseline_bytes / 1e6,
+	       (double)baseline_bytes / (double)MAX(rows, 1));
+	printf("     of which SHA-256 of the data files (amu_export_file_sha256(), timed again after the run): "
+	       "%.1f ms (%.0f%%)\n",
+	       m->hash_seconds * 1e3, 100 * m->hash_seconds / m->seconds);
+	fflush(stdout);
+	return TRUE;
+}
+
+/* what an export costs with nothing in it: grant check, files, fsyncs,
+ * manifest, signature and access log entry */
+static gboolean
+rate_fixed_cost(const char *dir, GError **error)
+{
+	g_autoptr(AmuContext) context = amu_context_new(data_sets[BAND_1].host, error);
+	g_autoptr(GPtrArray) access_log = NULL;
+	double seconds[RATE_REPS];
+
+	if (context == NULL || (access_log = amu_context_get_access_log(context, error)) == NULL)
+		return FALSE;
+	for (int rep = 0; rep < RATE_REPS; rep++) {
+		g_autofree char *out_dir = g_strdup_printf("%s/empty-%d", dir, rep);
+		ExportRun run;
+		gboolean ok;
+
+		sync();
+		ok = export_run(context, empty_grant_id, AMU_EXPORT_FORMAT_CSV, out_dir, &run, error);
+		remove_tree(out_dir);
+		if (!ok)
+			return FALSE;
+		seconds[rep] = run.seconds;
+	}
+	/* the grant lookup and the access log entry walk the whole consent ledger */
+	printf("fixed cost of one export (csv, a grant over a day without samples): %.1f ms, median of %d;\n"
+	       "  with %u entries in that host's access log before (one more with every export)\n",
+	       median(seconds, RATE_REPS) * 1e3, RATE_REPS, access_log->len);
+	return TRUE;
+}
+
+static gboolean
+bench_rate(const char *dir, GError **error)
+{
+	static const RateCase cases[] = {
+		{AMU_EXPORT_FORMAT_CSV, BAND_1},  {AMU_EXPORT_FORMAT_CSV, BAND_30},
+		{AMU_EXPORT_FORMAT_JSON, BAND_1}, {AMU_EXPORT_FORMAT_JSON, BAND_30},
+		{AMU_EXPORT_FORMAT_FHIR, BAND_1}, {AMU_EXPORT_FORMAT_FHIR, BAND_30},
+		{AMU_EXPORT_FORMAT_GPX, WATCH_1}, {AMU_EXPORT_FORMAT_GPX, WATCH_30},
+	};
+	g_autofree char *plan_all = baseline_plan(&data_sets[BAND_30], AMU_EXPORT_FORMAT_CSV);
+	g_autofree char *plan_fhir = baseline_plan(&data_sets[BAND_30], AMU_EXPORT_FORMAT_FHIR);
+	g_autofree char *plan_gpx = baseline_plan(&data_sets[WATCH_30], AMU_EXPORT_FORMAT_GPX);
+	guint n_missed = 0;
+
+	printf("export:   amu_data_export_run() in process (context open), a new directory each run: read and decrypt\n"
+	       "          the blocks, format, fsync files and directory, SHA-256 of every file, signed manifest,\n"
+	       "          access log entry\n");
+	printf("baseline: plain SQLite table (timestamp_ms, category, v1, v2, v3), one row a sample, indexed on\n"
+	       "          (category, timestamp_ms); SELECT ... ORDER BY category, timestamp_ms + fprintf(\"%%lld,%%d,%%d,%%d,%%d\\n\")\n"
+	       "          with a %d KiB buffer, fsync at the end; same samples as the format carries (csv, json: all;\n"
+	       "          fhir: no battery, location or toy events; gpx: location only)\n",
+	       BASELINE_BUFFER_SIZE / 1024);
+	printf("          plan: %s | fhir: %s | gpx: %s\n", plan_all, plan_fhir, plan_gpx);
+	printf("samples/s, median of %d runs each, interleaved with the baseline, sync(2) before each (not timed);\n"
+	       "wall time\n",
+	       RATE_REPS);
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		if (!rate_case(dir, &cases[i], &n_missed, error))
+			return FALSE;
+	}
+	if (!rate_fixed_cost(dir, error))
+		return FALSE;
+	printf("targets missed: %u of %zu\n", n_missed, G_N_ELEMENTS(cases));
+	return TRUE;
+}
+
+/* ------------------------------------------------------------ rss */
+
+static gboolean
+export_child(const char *dir, const DataSet *set, const char *format, struct rusage *usage, double *seconds,
+	     GError **error)
+{
+	g_autofree char *out_dir = g_strdup_printf("%s/export-%s", dir, format);
+	g_autofree char *out = g_build_filename(dir, "out", NULL);
+	g_autofree char *err = g_build_filename(dir, "err", NULL);
+	const char *argv[] = {tool_amulet, "--data-dir", set->host, "export", set->name, "--grant", set->grant_id,
+			      "--format", format, "--out", out_dir, NULL};
+	gboolean ok = run_tool(argv, out, err, 600, usage, seconds, error);
+
+	remove_tree(out_dir);
+	return ok;
+}
+
+static gboolean
+bench_rss(const char *dir, GError **error)
+{
+	const DataSet *band = &data_sets[BAND_30];
+	g_autofree char *out = g_build_filename(dir, "out", NULL);
+	g_autofree char *err = g_build_filename(dir, "err", NULL);
+	const char *devices[] = {tool_amulet, "--data-dir", band->host, "devices", NULL};
+	static const char *const others[] = {"json", "fhir", "gpx"};
+	struct rusage devices_usage, usage;
+	double seconds;
+
+	if (!run_tool(devices, out, err, 30, &devices_usage, NULL, error) ||
+	    !export_child(dir, band, "csv", &usage, &seconds, error))
+		return FALSE;
+	printf("peak RSS, ru_maxrss of the child from wait4(); %s (%" G_GUINT64_FORMAT " samples)\n", band->label,
+	       band->n_samples);
+	printf("amulet devices (opens the store):      %6.1f MiB\n", mib(devices_usage.ru_maxrss));
+	printf("amulet export --format csv, 30 days:   %6.1f MiB  (ratio %.2f to devices; target <= %.0f MiB)%s\n",
+	       mib(usage.ru_maxrss), (double)usage.ru_maxrss / (double)devices_usage.ru_maxrss, RSS_TARGET_MIB,
+	       mib(usage.ru_maxrss) <= RSS_TARGET_MIB ? "" : "  MISSED");
+	printf("  process start to exit %.2f s, %.2f M samples/s, CPU %.2f s (user + sys)\n", seconds,
+	       (double)band->n_samples / seconds / 1e6, cpu_seconds(&usage));
+	printf("  other formats, 30 days:");
+	for (size_t i = 0; i < G_N_ELEMENTS(others); i++) {
+		const DataSet *set = g_strcmp0(others[i], "gpx") == 0 ? &data_sets[WATCH_30] : band;
+		if (!export_child(dir, set, others[i], &usage, &seconds, error))
+			return FALSE;
+		printf(" %s%s %.1f MiB (%.2f s)%s", others[i], set == band ? "" : " (watch)", mib(usage.ru_maxrss),
+		       seconds, i + 1 < G_N_ELEMENTS(others) ? "," : "\n");
+	}
+	return TRUE;
+}
+
+/* ------------------------------------------------------------ main */
+
+typedef struct {
+	const char *name;
+	gboolean (*func)(const char *dir, GError **error);
+} Part;
+
+int
+main(int argc, char **argv)
+{
+	static const Part parts[] = {
+		{"rate", bench_rate},
+		{"rss", bench_rss},
+	};
+	gboolean wanted[G_N_ELEMENTS(parts)];
+	g_autoptr(GError) error = NULL;
+	g_autofree char *setup_dir = NULL;
+	int status = 0;
+
+	for (guint p = 0; p < G_N_ELEMENTS(parts); p++)
+		wanted[p] = argc == 1;
+	for (int i = 1; i < argc; i++) {
+		guint p = 0;
+		while (p < G_N_ELEMENTS(parts) && strcmp(argv[i], parts[p].name) != 0)
+			p++;
+		if (p == G_N_ELEMENTS(parts)) {
+			fprintf(stderr, "usage: bench-export [rate] [rss]\n");
+			return 2;
+		}
+		wanted[p] = TRUE;
+	}
+	if (sodium_init() < 0)
+		return 1;
+	if (access(tool_sim, X_OK) != 0 || access(tool_amulet, X_OK) != 0) {
+		fprintf(stderr, "bench-export: build %s and %s first (make bench does)\n", tool_sim, tool_amulet);
+		return 1;
+	}
+	temp_root = g_dir_make_tmp("amu-bench-export-XXXXXX", &error);
+	if (temp_root == NULL) {
+		fprintf(stderr, "bench-export: %s\n", error->message);
+		return 1;
+	}
+	{
+		g_autofree char *load = NULL;
+		double one = -1, five = -1;
+		if (g_file_get_contents("/proc/loadavg", &load, NULL, NULL))
+			sscanf(load, "%lf %lf", &one, &five);
+		printf("bench-export: %ld CPUs, load average %.2f (1 min), %.2f (5 min) before the run; other work on\n"
+		       "the machine shows in the wall times; temporary files in %s\n\n",
+		       sysconf(_SC_NPROCESSORS_ONLN), one, five, temp_root);
+	}
+	atexit(cleanup_at_exit);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+
+	setup_dir = g_build_filename(temp_root, "setup", NULL);
+	g_mkdir_with_parents(setup_dir, 0700);
+	if (!setup(setup_dir, &error)) {
+		fprintf(stderr, "bench-export: setup: %s\n", error->message);
+		data_sets_clear();
+		return 1;
+	}
+	printf("\n");
+	fflush(stdout);
+	for (guint p = 0; p < G_N_ELEMENTS(parts); p++) {
+		g_autofree char *dir = NULL;
+		gboolean ok;
+
+		if (!wanted[p])
+			continue;
+		dir = g_build_filename(temp_root, parts[p].name, NULL);
+		g_mkdir_with_parents(dir, 0700);
+		ok = parts[p].func(dir, &error);
+		children_stop_all();
+		remove_tree(dir);
+		if (!ok) {
+			fprintf(stderr, "bench-export: %s: %s\n", parts[p].name, error->message);
+			g_clear_error(&error);
+			status = 1;
+		}
+		printf("\n");
+		fflush(stdout);
+	}
+	{
+		g_autofree char *load = NULL;
+		double one = -1;
+		if (g_file_get_contents("/proc/loadavg", &load, NULL, NULL))
+			sscanf(load, "%lf", &one);
+		printf("load average %.2f (1 min) after the run\n", one);
+	}
+	data_sets_clear();
+	return status;
+}
