@@ -31,6 +31,7 @@ struct AmuPeripheral {
 	char *device_id_hex;
 	char *policy_version;
 	char *model; /* NULL: the profile's */
+	char *support_end; /* NULL: 2031-12-31 */
 	gboolean pairing_mode;
 	AmuPeripheralFaults faults;
 	uint64_t drop_after;

@@ -168,6 +168,7 @@ amu_peripheral_free(AmuPeripheral *peripheral)
 	g_free(peripheral->state_dir);
 	g_free(peripheral->policy_version);
 	g_free(peripheral->model);
+	g_free(peripheral->support_end);
 	g_free(peripheral);
 }
 
@@ -202,6 +203,13 @@ void
 amu_peripheral_set_faults(AmuPeripheral *peripheral, AmuPeripheralFaults faults)
 {
 	peripheral->faults = faults;
+}
+
+void
+amu_peripheral_set_support_end(AmuPeripheral *peripheral, const char *date)
+{
+	g_free(peripheral->support_end);
+	peripheral->support_end = g_strdup(date);
 }
 
 void
@@ -318,7 +326,7 @@ fill_disclosure(AmuPeripheral *peripheral, Amulet__V1__Disclosure *disclosure,
 	disclosure->n_categories = n;
 	disclosure->categories = category_ptrs;
 	disclosure->retention = (char *)"on the device until synced to an owner's host, at most 30 days";
-	disclosure->support_end_date = (char *)"2031-12-31";
+	disclosure->support_end_date = peripheral->support_end != NULL ? peripheral->support_end : (char *)"2031-12-31";
 	disclosure->update_policy = (char *)"signed updates, installed only with the owner's approval";
 	disclosure->offline_behaviour =
 		(char *)"everything works offline; data waits on the device until the next sync";

@@ -44,6 +44,8 @@ void amu_peripheral_confirm(AmuPeripheral *peripheral, unsigned int request, gbo
 /* the owner opened pairing (a long press on a real device) */
 void amu_peripheral_set_pairing_mode(AmuPeripheral *peripheral, gboolean open);
 /* the model name disclosed, instead of the profile's */
+/* the support end date disclosed (ISO 8601 date) */
+void amu_peripheral_set_support_end(AmuPeripheral *peripheral, const char *date);
 void amu_peripheral_set_model(AmuPeripheral *peripheral, const char *model);
 void amu_peripheral_set_policy_version(AmuPeripheral *peripheral, const char *version);
 void amu_peripheral_set_faults(AmuPeripheral *peripheral, AmuPeripheralFaults faults);

@@ -87,6 +87,15 @@ expect_rc 7 $? "a dropped link is reported"
 expect_grep '"code":"disconnected"' "$work/drop.json" "drop reports error code disconnected"
 stop_sim fdrop
 
+# ---- notifications: a pairing, and support ending soon (from the disclosure)
+soon=$(date -u -d '+30 days' +%Y-%m-%d)
+start_sim ending --support-end "$soon"
+host hend pair "sim:$work/ending.sock" --name ending --yes >"$work/ending.out" 2>&1
+expect_grep "Notice: ending was paired with this host" "$work/ending.out" "a new pairing is announced"
+host hend ping ending >"$work/ending-ping.out" 2>&1
+expect_grep "Notice: ending's support ends on $soon" "$work/ending-ping.out" "support ending within 90 days is announced at connection"
+stop_sim ending
+
 # ---- a device's text cannot drive the owner's terminal
 start_sim evil --model "$(printf 'Band\033[2J\033]0;owned\007X')" --policy-version "$(printf '1\033[31m')"
 host hevil pair "sim:$work/evil.sock" --name evil --yes >"$work/evil.out" 2>&1

@@ -188,6 +188,7 @@ main(int argc, char **argv)
 	g_autofree char *confirm = NULL;
 	g_autofree char *policy_version = NULL;
 	g_autofree char *model = NULL;
+	g_autofree char *support_end = NULL;
 	g_autofree char *mitm = NULL;
 	gint mtu = AMU_LINK_MTU_DEFAULT, latency = 0, drop_at_ack = 0;
 	gint64 link_rate = 0, drop_after = 0, lockout_base_ms = 0;
@@ -201,6 +202,7 @@ main(int argc, char **argv)
 		{"state", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "directory for the device's keys, bonds and data", "DIR"},
 		{"confirm", 0, 0, G_OPTION_ARG_STRING, &confirm, "the device user's answer: yes, no or ask (default yes)", "ANSWER"},
 		{"pairing-mode", 0, 0, G_OPTION_ARG_NONE, &pairing_mode, "the owner opened pairing (allow a new host while owned)", NULL},
+		{"support-end", 0, 0, G_OPTION_ARG_STRING, &support_end, "support end date to disclose (default 2031-12-31)", "YYYY-MM-DD"},
 		{"model", 0, 0, G_OPTION_ARG_STRING, &model, "model name to disclose (default: the profile's)", "TEXT"},
 		{"policy-version", 0, 0, G_OPTION_ARG_STRING, &policy_version, "privacy policy version to disclose", "V"},
 		{"mtu", 0, 0, G_OPTION_ARG_INT, &mtu, "largest ATT MTU to offer, 23..517 (default 517)", "N"},
@@ -330,6 +332,8 @@ main(int argc, char **argv)
 		amu_peripheral_set_policy_version(peripheral, policy_version);
 	if (model != NULL)
 		amu_peripheral_set_model(peripheral, model);
+	if (support_end != NULL)
+		amu_peripheral_set_support_end(peripheral, support_end);
 	if (lockout_base_ms > 0)
 		amu_peripheral_set_lockout_base(peripheral, (uint64_t)lockout_base_ms);
 	amu_peripheral_set_faults(peripheral,
