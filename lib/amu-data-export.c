@@ -651,7 +651,9 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 	info.from_ms = from_ms;
 	info.to_ms = to_ms;
 	info.created_ms = now_ms;
-	if (!amu_device_get_sync_state(device, &state, error))
+	/* the total is only for progress: counting reads every block row */
+	memset(&state, 0, sizeof(state));
+	if (progress_func != NULL && !amu_device_get_sync_state(device, &state, error))
 		return FALSE;
 	for (guint i = 0; i < categories->len; i++) {
 		if (format_carries(self->format, g_array_index(categories, AmuCategory, i)))

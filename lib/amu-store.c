@@ -229,32 +229,46 @@ store_seal_with(const uint8_t *key, const void *ad, size_t ad_len, const void *d
 	return g_bytes_new_take(sealed, sealed_len);
 }
 
-/* Plaintext in sodium_malloc'd memory, wiped and freed with the GBytes. */
+/* Unsealed values live in plain heap memory that is wiped when the GBytes
+ * goes: sodium_malloc costs several system calls a value (guard pages,
+ * mprotect, mlock), which dominated reading the consent ledger and the
+ * device log. Long-lived keys stay in sodium_malloc'd memory. */
+typedef struct {
+	size_t len;
+	uint8_t data[];
+} WipedBuffer;
+
+static void
+wiped_buffer_free(WipedBuffer *buffer)
+{
+	sodium_memzero(buffer->data, buffer->len);
+	g_free(buffer);
+}
+
 static GBytes *
 store_unseal_with(const uint8_t *key, const void *ad, size_t ad_len, const uint8_t *sealed,
 		  size_t len, GError **error)
 {
 	size_t plain_len;
 	uint8_t *plain;
+	WipedBuffer *buffer;
 
 	if (len < AMU_STORE_SEAL_OVERHEAD) {
 		store_set_tampered_error(error);
 		return NULL;
 	}
 	plain_len = len - AMU_STORE_SEAL_OVERHEAD;
-	plain = sodium_malloc(MAX(plain_len, 1));
-	if (plain == NULL) {
-		store_set_secure_memory_error(error);
-		return NULL;
-	}
+	buffer = g_malloc(sizeof(WipedBuffer) + MAX(plain_len, 1));
+	buffer->len = plain_len;
+	plain = buffer->data;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, sealed + NONCEBYTES,
 						       len - NONCEBYTES, ad, ad_len, sealed,
 						       key) != 0) {
-		sodium_free(plain);
+		wiped_buffer_free(buffer);
 		store_set_tampered_error(error);
 		return NULL;
 	}
-	return g_bytes_new_with_free_func(plain, plain_len, (GDestroyNotify)sodium_free, plain);
+	return g_bytes_new_with_free_func(plain, plain_len, (GDestroyNotify)wiped_buffer_free, buffer);
 }
 
 /* kind 0x00 id: a C string holds no NUL, so the split is unambiguous. */
