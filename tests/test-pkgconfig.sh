@@ -30,4 +30,22 @@ if nm -D --defined-only "$root$libdir/libamulet.so" | awk '{print $3}' | grep -v
 	nm -D --defined-only "$root$libdir/libamulet.so" | awk '{print $3}' | grep -v '^amu_' | head
 	exit 1
 fi
+# A companion app's sync, through the installed library only, against a simulated band.
+sync_out="$root/amu-example-sync"
+${CC:-cc} ${SAN_CFLAGS:-} -Wall -Wextra -Werror -o "$sync_out" "$top_srcdir/examples/amu-example-sync.c" $cflags $libs
+work=$(mktemp -d /tmp/amu-pkgconfig.XXXXXX)
+"$top_builddir/tools/amulet-sim" --listen "$work/band.sock" --state "$work/band" --days 2 --seed 9 \
+	--start 2026-11-01 >"$work/sim.log" 2>&1 &
+sim=$!
+trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do grep -q listening "$work/sim.log" 2>/dev/null && break; sleep 0.1; done
+"$top_builddir/tools/amulet" --data-dir "$work/host" pair "sim:$work/band.sock" --name band --yes >/dev/null 2>&1 ||
+	{ echo "FAIL: pairing for the sync example"; exit 1; }
+LD_LIBRARY_PATH="$root$libdir" "$sync_out" "$work/host" band >"$sync_out.log" 2>&1 ||
+	{ echo "FAIL: the sync example failed:"; cat "$sync_out.log"; exit 1; }
+expected=$("$top_builddir/tools/amulet-sim" --days 2 --seed 9 --start 2026-11-01 --dump-csv | wc -l)
+grep -q "^synced $expected samples" "$sync_out.log" || { echo "FAIL: the sync example printed:"; cat "$sync_out.log"; exit 1; }
+[ "$(grep -c '^day 2026-11-0[12]: resting heart rate [0-9]' "$sync_out.log")" = 2 ] ||
+	{ echo "FAIL: the sync example printed no day summaries:"; cat "$sync_out.log"; exit 1; }
 echo "PASS: example built and ran through the installed amulet-1.pc"
+echo "PASS: a companion app synced $expected samples through the installed library"
