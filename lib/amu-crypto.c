@@ -199,3 +199,16 @@ amu_crypto_equal(const void *a, const void *b, size_t len)
 {
 	return sodium_memcmp(a, b, len) == 0;
 }
+
+/* the fingerprint people compare: 16 bytes of BLAKE2b of a 32-byte key, in groups of four hex digits */
+char *
+amu_fingerprint_from_key(const uint8_t public_key[32])
+{
+	uint8_t digest[16];
+	GString *out = g_string_new(NULL);
+
+	crypto_generichash(digest, sizeof(digest), public_key, 32, NULL, 0);
+	for (size_t i = 0; i < sizeof(digest); i += 2)
+		g_string_append_printf(out, "%s%02x%02x", i > 0 ? ":" : "", digest[i], digest[i + 1]);
+	return g_string_free(out, FALSE);
+}

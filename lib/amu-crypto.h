@@ -94,3 +94,7 @@ int amu_crypto_aead_decrypt(uint8_t *out,
 
 /* Constant-time comparison: TRUE when the @len bytes of @a and @b are equal. */
 gboolean amu_crypto_equal(const void *a, const void *b, size_t len) G_GNUC_WARN_UNUSED_RESULT;
+
+/* The fingerprint people compare: 16 bytes of BLAKE2b of a 32-byte key,
+ * in groups of four hex digits. */
+char *amu_fingerprint_from_key(const uint8_t public_key[32]);

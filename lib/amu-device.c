@@ -55,18 +55,6 @@ amu_device_init(AmuDevice *self)
 {
 }
 
-char *
-amu_fingerprint_from_key(const uint8_t public_key[AMU_CHANNEL_KEYBYTES])
-{
-	uint8_t digest[16];
-	GString *out = g_string_new(NULL);
-
-	crypto_generichash(digest, sizeof(digest), public_key, AMU_CHANNEL_KEYBYTES, NULL, 0);
-	for (size_t i = 0; i < sizeof(digest); i += 2)
-		g_string_append_printf(out, "%s%02x%02x", i > 0 ? ":" : "", digest[i], digest[i + 1]);
-	return g_string_free(out, FALSE);
-}
-
 const char *
 amu_profile_to_string(Amulet__V1__Profile profile)
 {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "amu-crypto.h"
 #include "amu-export-private.h"
 #include "amu-private.h"
 

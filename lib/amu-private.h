@@ -58,7 +58,6 @@ gboolean amu_context_record_access(AmuContext *self, const char *grant_id, const
 AmuLink *amu_context_open_link(AmuContext *self, const char *address, GError **error);
 gboolean amu_context_save_device(AmuContext *self, AmuDevice *device, GError **error);
 
-char *amu_fingerprint_from_key(const uint8_t public_key[AMU_CHANNEL_KEYBYTES]);
 const char *amu_profile_to_string(Amulet__V1__Profile profile);
 /* GAsyncReadyCallback of the sync wrappers: stores a ref to the result in
  * the GAsyncResult ** given as user_data */

@@ -40,8 +40,9 @@
  * amu_batch_encode_group(): a SyncStart echoing HOST_START_MS, then batches of
  * one or more groups (heart rate, steps, location, toy events ...), some with
  * a skipped prefix or a device clock far from the host's. two-batches, for
- * one, is 00 0c00 | 5a0a 08 00 10 5a 18 80a0abfef962 20 e8a0abfef962 (a
- * SyncStart for [0, 90)), then two SyncBatch records of 60 and 30 samples.
+ * one, is 00 1200 | 5a10 105a 1880d095ffbc31 2085d095ffbc31 (a SyncStart
+ * for [0, 90) echoing HOST_START_MS, the device 5 ms ahead), then two
+ * SyncBatch records of 60 heart-rate and 30 steps samples.
  */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,11 +55,14 @@ static const uint8_t data_key[AMU_STORE_KEYBYTES] = { 'd', 'a', 't', 'a', '-', '
 static AmuStore *store;
 static char *store_dir;
 
+/* aborts, naming the invariant, when it does not hold */
+#define check(ok) ((ok) ? (void)0 : check_failed(__LINE__, #ok))
+
 static void
-check(gboolean ok)
+check_failed(int line, const char *what)
 {
-	if (!ok)
-		abort();
+	g_printerr("%s:%d: check failed: %s\n", __FILE__, line, what);
+	abort();
 }
 
 static void
