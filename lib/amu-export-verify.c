@@ -51,8 +51,10 @@ parse_utc(const char *s, gint64 *ms)
 	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
 		return FALSE;
 	if (s[n] == '.') {
-		if (sscanf(s + n + 1, "%3d", &milli) != 1)
+		/* exactly three digits, as the writers put them: never read past the end */
+		if (!g_ascii_isdigit(s[n + 1]) || !g_ascii_isdigit(s[n + 2]) || !g_ascii_isdigit(s[n + 3]))
 			return FALSE;
+		milli = (s[n + 1] - '0') * 100 + (s[n + 2] - '0') * 10 + (s[n + 3] - '0');
 		n += 4;
 	}
 	if (s[n] != 'Z' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
