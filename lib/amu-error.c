@@ -77,6 +77,14 @@ amu_error_to_string(AmuError code)
 		return "bad-signature";
 	case AMU_ERROR_ROLLBACK:
 		return "rollback";
+	case AMU_ERROR_WRONG_TARGET:
+		return "wrong-target";
+	case AMU_ERROR_TOO_LARGE:
+		return "too-large";
+	case AMU_ERROR_EXPIRED:
+		return "expired";
+	case AMU_ERROR_REVERTED:
+		return "reverted";
 	case AMU_ERROR_LAST:
 		break;
 	}

@@ -23,6 +23,7 @@ test_error_codes_are_stable(void)
 	CU_ASSERT_EQUAL(AMU_ERROR_FAILED, 0);
 	CU_ASSERT_EQUAL(AMU_ERROR_AUTH_FAILED, 10);
 	CU_ASSERT_EQUAL(AMU_ERROR_ROLLBACK, 24);
+	CU_ASSERT_EQUAL(AMU_ERROR_REVERTED, 28);
 	CU_ASSERT_STRING_EQUAL(amu_error_to_string(AMU_ERROR_REPLAYED), "replayed");
 	CU_ASSERT_STRING_EQUAL(amu_error_to_string(AMU_ERROR_NO_SPACE), "no-space");
 	CU_ASSERT_STRING_EQUAL(amu_error_to_string((AmuError)999), "unknown");

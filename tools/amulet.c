@@ -80,6 +80,11 @@ cli_exit_code_for(const GError *error)
 		return EXIT_SECURITY;
 	case AMU_ERROR_LOCKED_OUT:
 	case AMU_ERROR_NOT_PAIRING_MODE:
+	case AMU_ERROR_ROLLBACK:
+	case AMU_ERROR_WRONG_TARGET:
+	case AMU_ERROR_TOO_LARGE:
+	case AMU_ERROR_EXPIRED:
+	case AMU_ERROR_REVERTED:
 		return EXIT_REFUSED;
 	case AMU_ERROR_NOT_FOUND:
 		return EXIT_NOT_FOUND;
@@ -100,7 +105,6 @@ cli_exit_code_for(const GError *error)
 	case AMU_ERROR_NO_SPACE:
 	case AMU_ERROR_WRONG_MASTER_KEY:
 	case AMU_ERROR_NOT_SUPPORTED:
-	case AMU_ERROR_ROLLBACK:
 	case AMU_ERROR_LAST:
 		break;
 	}

@@ -46,6 +46,10 @@ G_BEGIN_DECLS
  * @AMU_ERROR_CONSENT_DENIED: no valid consent grant covers the requested data
  * @AMU_ERROR_BAD_SIGNATURE: a signature did not verify
  * @AMU_ERROR_ROLLBACK: a counter, sequence or version went backwards
+ * @AMU_ERROR_WRONG_TARGET: an update package is for another vendor or device class
+ * @AMU_ERROR_TOO_LARGE: the data does not fit where it has to go (an image larger than the device's slot)
+ * @AMU_ERROR_EXPIRED: a package, grant or command is past its expiry time
+ * @AMU_ERROR_REVERTED: the device could not run the new firmware and went back to the previous image
  *
  * Error codes in the %AMU_ERROR domain. Values are stable: new codes are only
  * appended, and the numeric values are part of the ABI and of `amulet --json`.
@@ -78,6 +82,10 @@ typedef enum {
 	AMU_ERROR_CONSENT_DENIED = 22,
 	AMU_ERROR_BAD_SIGNATURE = 23,
 	AMU_ERROR_ROLLBACK = 24,
+	AMU_ERROR_WRONG_TARGET = 25,
+	AMU_ERROR_TOO_LARGE = 26,
+	AMU_ERROR_EXPIRED = 27,
+	AMU_ERROR_REVERTED = 28,
 	/*< private >*/
 	AMU_ERROR_LAST
 } AmuError;
