@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "amu-backoff.h"
+#include "amu-bluez.h"
 #include "amu-private.h"
 
 /**
@@ -271,28 +272,106 @@ amu_context_get_host_name(AmuContext *self)
 	return self->host_name;
 }
 
-AmuLink *
-amu_context_open_link(AmuContext *self, const char *address, GError **error)
+static AmuLink *
+open_sim_link(const char *address, GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
-	AmuLink *link;
+	const char *rate = g_getenv("AMULET_SIM_LINK_RATE");
+	AmuLink *link = amu_link_socket_connect(address + 4, AMU_LINK_MTU_DEFAULT, &error_local);
 
-	if (g_str_has_prefix(address, "sim:")) {
-		link = amu_link_socket_connect(address + 4, AMU_LINK_MTU_DEFAULT, &error_local);
-		if (link == NULL) {
-			g_set_error(error, AMU_ERROR, AMU_ERROR_IO, "%s", error_local->message);
-			return NULL;
-		}
-		return link;
-	}
-	if (g_str_has_prefix(address, "bluez:")) {
-		g_set_error(error, AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-			    "address %s: the BlueZ link is not available in this build", address);
+	if (link == NULL) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_IO, "%s", error_local->message);
 		return NULL;
 	}
-	g_set_error(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
-		    "unknown address '%s': use sim:PATH for a simulated device", address);
-	return NULL;
+	/* the simulated radio's rate for what the host sends (amulet(1), ENVIRONMENT) */
+	if (rate != NULL && g_ascii_strtoull(rate, NULL, 10) > 0)
+		amu_link_socket_set_shaping(link, g_ascii_strtoull(rate, NULL, 10), 0);
+	return link;
+}
+
+typedef struct {
+	AmuConfirmFunc confirm_func;
+	gpointer confirm_data;
+	AmuPairingRequest *request; /* the passkey being confirmed */
+} OpenLinkData;
+
+static void
+open_link_data_free(OpenLinkData *data)
+{
+	if (data->request != NULL) {
+		amu_pairing_request_invalidate(data->request);
+		g_object_unref(data->request);
+	}
+	g_free(data);
+}
+
+static void
+open_link_passkey_cb(AmuBluezPasskey *passkey, gpointer user_data)
+{
+	GTask *task = user_data;
+	OpenLinkData *data = g_task_get_task_data(task);
+
+	if (data->request != NULL) {
+		amu_pairing_request_invalidate(data->request);
+		g_clear_object(&data->request);
+	}
+	data->request = amu_pairing_request_new_link(passkey);
+	if (data->confirm_func != NULL)
+		data->confirm_func(data->request, data->confirm_data);
+	else
+		amu_pairing_request_reply(data->request, FALSE, FALSE);
+}
+
+static void
+open_link_bluez_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(GTask) task = user_data;
+	GError *error = NULL;
+	AmuLink *link = amu_link_bluez_connect_finish(result, &error);
+
+	if (link == NULL) {
+		g_task_return_error(task, error);
+		return;
+	}
+	g_task_return_pointer(task, link, (GDestroyNotify)amu_link_unref);
+}
+
+void
+amu_context_open_link_async(AmuContext *self, const char *address, gboolean pair, AmuConfirmFunc confirm_func,
+			    gpointer confirm_data, GCancellable *cancellable, GAsyncReadyCallback callback,
+			    gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	OpenLinkData *data = g_new0(OpenLinkData, 1);
+	GError *error = NULL;
+
+	data->confirm_func = confirm_func;
+	data->confirm_data = confirm_data;
+	g_task_set_task_data(task, data, (GDestroyNotify)open_link_data_free);
+	if (g_str_has_prefix(address, "sim:")) {
+		AmuLink *link = open_sim_link(address, &error);
+		if (link == NULL)
+			g_task_return_error(task, error);
+		else
+			g_task_return_pointer(task, link, (GDestroyNotify)amu_link_unref);
+		return;
+	}
+	if (g_str_has_prefix(address, "bluez:")) {
+		amu_link_bluez_connect_async(address + strlen("bluez:"), pair, open_link_passkey_cb, task, cancellable,
+					     open_link_bluez_cb, g_object_ref(task));
+		return;
+	}
+	g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
+				"unknown address '%s': use sim:PATH for a simulated device, or bluez:ADDRESS "
+				"(bluez:hciN/ADDRESS) for one in radio range",
+				address);
+}
+
+AmuLink *
+amu_context_open_link_finish(AmuContext *self, GAsyncResult *result, GError **error)
+{
+	g_return_val_if_fail(g_task_is_valid(result, self), NULL);
+	return g_task_propagate_pointer(G_TASK(result), error);
 }
 
 /**
@@ -500,7 +579,44 @@ pair_cancelled_cb(GCancellable *cancellable, gpointer user_data)
 	PairData *data = user_data;
 	g_autoptr(GError) error = g_error_new_literal(AMU_ERROR, AMU_ERROR_CANCELLED, "pairing was cancelled");
 
-	amu_channel_abort(data->channel, error);
+	/* while the link opens, its own cancellable ends it */
+	if (data->channel != NULL)
+		amu_channel_abort(data->channel, error);
+}
+
+static void
+pair_link_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	GTask *task = user_data;
+	PairData *data = g_task_get_task_data(task);
+	AmuContext *self = data->context;
+	Amulet__V1__HostHello hello = AMULET__V1__HOST_HELLO__INIT;
+	uint8_t owner_key[32];
+	g_autoptr(AmuLink) link = NULL;
+	GError *error = NULL;
+
+	link = amu_context_open_link_finish(self, result, &error);
+	if (link == NULL) {
+		g_task_return_error(task, error);
+		g_object_unref(task);
+		return;
+	}
+	data->channel = amu_channel_new(AMU_CHANNEL_ROLE_HOST, NULL, NULL);
+	amu_channel_set_local_static(data->channel, self->identity);
+	hello.protocol_version = AMU_CHANNEL_PROTOCOL_VERSION;
+	hello.host_name = self->host_name;
+	amu_context_get_signing_keys(self, owner_key, NULL);
+	hello.owner_sign_key.data = owner_key;
+	hello.owner_sign_key.len = sizeof(owner_key);
+	amu_channel_set_host_hello(data->channel, &hello);
+	data->connection = amu_connection_new(link, data->channel, AMU_FRAMER_ROLE_CENTRAL);
+	amu_channel_set_event_func(data->channel, pair_event_cb, task);
+	if (!amu_connection_start(data->connection, &error)) {
+		amu_channel_abort(data->channel, error);
+		g_clear_error(&error);
+		return;
+	}
+	amu_channel_start(data->channel, AMU_CHANNEL_MODE_PAIR, NULL, NULL);
 }
 
 /**
@@ -521,13 +637,9 @@ amu_context_pair_async(AmuContext *self, const char *address, const char *name, 
 		       gpointer confirm_data, GCancellable *cancellable, GAsyncReadyCallback callback,
 		       gpointer user_data)
 {
-	uint8_t owner_key[32];
 	GTask *task = g_task_new(self, cancellable, callback, user_data);
 	PairData *data = g_new0(PairData, 1);
-	Amulet__V1__HostHello hello = AMULET__V1__HOST_HELLO__INIT;
-	g_autoptr(AmuLink) link = NULL;
 	g_autoptr(AmuDevice) existing = NULL;
-	GError *error = NULL;
 	uint64_t locked_ms;
 	uint32_t failures = 0;
 
@@ -553,32 +665,11 @@ amu_context_pair_async(AmuContext *self, const char *address, const char *name, 
 		g_object_unref(task);
 		return;
 	}
-	link = amu_context_open_link(self, address, &error);
-	if (link == NULL) {
-		g_task_return_error(task, error);
-		g_object_unref(task);
-		return;
-	}
-	data->channel = amu_channel_new(AMU_CHANNEL_ROLE_HOST, NULL, NULL);
-	amu_channel_set_local_static(data->channel, self->identity);
-	hello.protocol_version = AMU_CHANNEL_PROTOCOL_VERSION;
-	hello.host_name = self->host_name;
-	amu_context_get_signing_keys(self, owner_key, NULL);
-	hello.owner_sign_key.data = owner_key;
-	hello.owner_sign_key.len = sizeof(owner_key);
-	amu_channel_set_host_hello(data->channel, &hello);
-	data->connection = amu_connection_new(link, data->channel, AMU_FRAMER_ROLE_CENTRAL);
-	amu_channel_set_event_func(data->channel, pair_event_cb, task);
 	if (cancellable != NULL) {
 		data->cancellable = g_object_ref(cancellable);
 		data->cancelled_id = g_cancellable_connect(cancellable, G_CALLBACK(pair_cancelled_cb), data, NULL);
 	}
-	if (!amu_connection_start(data->connection, &error)) {
-		amu_channel_abort(data->channel, error);
-		g_clear_error(&error);
-		return;
-	}
-	amu_channel_start(data->channel, AMU_CHANNEL_MODE_PAIR, NULL, NULL);
+	amu_context_open_link_async(self, address, TRUE, confirm_func, confirm_data, cancellable, pair_link_cb, task);
 }
 
 /**

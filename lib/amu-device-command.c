@@ -98,7 +98,8 @@ gboolean
 amu_context_erase_device(AmuContext *self, const char *device_id, GError **error)
 {
 	AmuStore *store = amu_context_get_store(self);
-	static const char *const kinds[] = {"bond", KIND_PENDING, KIND_REVOKED, KIND_COUNTER};
+	static const char *const kinds[] = {"bond",	    KIND_PENDING, KIND_REVOKED,	    KIND_COUNTER,
+					    "update-policy", "firmware",   "settings-review"};
 
 	if (!revoke_grants(self, device_id, error))
 		return FALSE;

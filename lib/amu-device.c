@@ -256,6 +256,7 @@ connect_notify(AmuDevice *self, AmuSession *session)
 			new_policy);
 		amu_context_notify(self->context, AMU_NOTIFICATION_CREDENTIAL_CHANGED, self->name, message);
 	}
+	amu_device_notify_settings_review(self);
 	if (end != NULL && sscanf(end, "%4d-%2d-%2d", &y, &m, &d) == 3) {
 		g_autoptr(GDateTime) end_time = g_date_time_new_utc(y, m, d, 0, 0, 0);
 		g_autoptr(GDateTime) now = g_date_time_new_now_utc();
@@ -377,20 +378,17 @@ connect_cancelled_cb(GCancellable *cancellable, gpointer user_data)
 }
 
 static void
-connect_start(AmuDevice *self, gboolean raw, GCancellable *cancellable, GAsyncReadyCallback callback,
-	      gpointer user_data)
+connect_link_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 {
-	GTask *task = g_task_new(self, cancellable, callback, user_data);
-	ConnectData *data = g_new0(ConnectData, 1);
+	GTask *task = user_data;
+	AmuDevice *self = g_task_get_source_object(task);
+	ConnectData *data = g_task_get_task_data(task);
 	Amulet__V1__HostHello hello = AMULET__V1__HOST_HELLO__INIT;
 	uint8_t owner_key[32];
 	g_autoptr(AmuLink) link = NULL;
 	GError *error = NULL;
 
-	g_task_set_source_tag(task, amu_device_connect_async);
-	g_task_set_task_data(task, data, (GDestroyNotify)connect_data_free);
-	data->raw = raw;
-	link = amu_context_open_link(self->context, self->address, &error);
+	link = amu_context_open_link_finish(self->context, result, &error);
 	if (link == NULL) {
 		g_prefix_error(&error, "connecting to %s: ", self->name);
 		g_task_return_error(task, error);
@@ -407,16 +405,31 @@ connect_start(AmuDevice *self, gboolean raw, GCancellable *cancellable, GAsyncRe
 	amu_channel_set_host_hello(data->channel, &hello);
 	data->connection = amu_connection_new(link, data->channel, AMU_FRAMER_ROLE_CENTRAL);
 	amu_channel_set_event_func(data->channel, connect_event_cb, task);
-	if (cancellable != NULL) {
-		data->cancellable = g_object_ref(cancellable);
-		data->cancelled_id = g_cancellable_connect(cancellable, G_CALLBACK(connect_cancelled_cb), data, NULL);
-	}
+	if (data->cancellable != NULL)
+		data->cancelled_id =
+			g_cancellable_connect(data->cancellable, G_CALLBACK(connect_cancelled_cb), data, NULL);
 	if (!amu_connection_start(data->connection, &error)) {
 		amu_channel_abort(data->channel, error);
 		g_clear_error(&error);
 		return;
 	}
 	amu_channel_start(data->channel, AMU_CHANNEL_MODE_RECONNECT, self->public_key, NULL);
+}
+
+static void
+connect_start(AmuDevice *self, gboolean raw, GCancellable *cancellable, GAsyncReadyCallback callback,
+	      gpointer user_data)
+{
+	GTask *task = g_task_new(self, cancellable, callback, user_data);
+	ConnectData *data = g_new0(ConnectData, 1);
+
+	g_task_set_source_tag(task, amu_device_connect_async);
+	g_task_set_task_data(task, data, (GDestroyNotify)connect_data_free);
+	data->raw = raw;
+	if (cancellable != NULL)
+		data->cancellable = g_object_ref(cancellable);
+	amu_context_open_link_async(self->context, self->address, FALSE, NULL, NULL, cancellable, connect_link_cb,
+				    task);
 }
 
 /**

@@ -100,6 +100,22 @@ GETTER(update_policy)
 GETTER(offline_behaviour)
 GETTER(privacy_policy_version)
 GETTER(privacy_policy_url)
+GETTER(vendor_id)
+
+/**
+ * amu_disclosure_get_vendor_public_key:
+ * Returns: (transfer none) (nullable): the vendor's Ed25519 key (32 bytes),
+ *   pinned at pairing to check firmware updates, or %NULL if the device gave none
+ * Since: 0.1
+ */
+const guint8 *
+amu_disclosure_get_vendor_public_key(AmuDisclosure *self)
+{
+	g_return_val_if_fail(AMU_IS_DISCLOSURE(self), NULL);
+	if (self->message->vendor_public_key.len != 32)
+		return NULL;
+	return self->message->vendor_public_key.data;
+}
 
 /**
  * amu_disclosure_get_n_categories:

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include "amu-bluez.h"
 #include "amu-private.h"
 #include "amu-text.h"
 
@@ -14,6 +15,8 @@
 struct _AmuPairingRequest {
 	GObject parent_instance;
 	AmuChannel *channel; /* NULL once answered or the pairing ended */
+	AmuBluezPasskey *passkey; /* the link-layer stage: NULL once answered */
+	AmuPairingStage stage;
 	guint code;
 	gboolean weak;
 	char *model;
@@ -30,6 +33,7 @@ amu_pairing_request_finalize(GObject *object)
 	AmuPairingRequest *self = AMU_PAIRING_REQUEST(object);
 
 	g_clear_pointer(&self->channel, amu_channel_unref);
+	g_clear_pointer(&self->passkey, amu_bluez_passkey_unref);
 	g_clear_object(&self->disclosure);
 	g_free(self->model);
 	g_free(self->profile);
@@ -68,10 +72,41 @@ amu_pairing_request_new(AmuChannel *channel)
 	return self;
 }
 
+/* The radio's own pairing (LE Secure Connections numeric comparison) asks
+ * to compare a passkey before Amulet's handshake starts: the same question
+ * to the same user, through the same callback. */
+AmuPairingRequest *
+amu_pairing_request_new_link(AmuBluezPasskey *passkey)
+{
+	AmuPairingRequest *self = g_object_new(AMU_TYPE_PAIRING_REQUEST, NULL);
+
+	self->passkey = amu_bluez_passkey_ref(passkey);
+	self->stage = AMU_PAIRING_STAGE_LINK;
+	self->code = amu_bluez_passkey_get_value(passkey);
+	return self;
+}
+
 void
 amu_pairing_request_invalidate(AmuPairingRequest *self)
 {
 	g_clear_pointer(&self->channel, amu_channel_unref);
+	g_clear_pointer(&self->passkey, amu_bluez_passkey_unref);
+}
+
+/**
+ * amu_pairing_request_get_stage:
+ *
+ * Which confirmation this is: %AMU_PAIRING_STAGE_LINK for the radio's
+ * passkey (a Bluetooth device, before Amulet's handshake; no disclosure
+ * yet), %AMU_PAIRING_STAGE_AMULET for Amulet's own code and the disclosure.
+ *
+ * Since: 0.1
+ */
+AmuPairingStage
+amu_pairing_request_get_stage(AmuPairingRequest *self)
+{
+	g_return_val_if_fail(AMU_IS_PAIRING_REQUEST(self), AMU_PAIRING_STAGE_AMULET);
+	return self->stage;
 }
 
 /**
@@ -168,6 +203,11 @@ amu_pairing_request_reply(AmuPairingRequest *self, gboolean codes_match, gboolea
 	g_autoptr(AmuChannel) channel = NULL;
 
 	g_return_if_fail(AMU_IS_PAIRING_REQUEST(self));
+	if (self->passkey != NULL) {
+		g_autoptr(AmuBluezPasskey) passkey = g_steal_pointer(&self->passkey);
+		amu_bluez_passkey_reply(passkey, codes_match);
+		return;
+	}
 	if (self->channel == NULL)
 		return;
 	channel = g_steal_pointer(&self->channel);

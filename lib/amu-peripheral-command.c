@@ -176,7 +176,10 @@ amu_peripheral_handle_command(PeripheralConn *conn, const Amulet__V1__OwnerComma
 	case AMULET__V1__COMMAND_KIND__TRANSFER:
 		if (!factory_reset(peripheral, conn, &error))
 			break;
+		/* the settings went with the store: defaults again; the firmware
+		 * (boot.state and the slots) stays */
 		peripheral->pairing_mode = command->kind == AMULET__V1__COMMAND_KIND__TRANSFER;
+		amu_peripheral_advert_changed(peripheral);
 		plog(peripheral, "%s: keys, bonds and data erased; new device id %s%s", what, peripheral->device_id_hex,
 		     peripheral->pairing_mode ? "; open for a new owner to pair" : "");
 		break;

@@ -7,7 +7,29 @@
 G_BEGIN_DECLS
 
 /* What the files of the device role share: amu-peripheral.c (connections,
- * pairing, sync) and amu-peripheral-command.c (owner commands). */
+ * pairing, sync), amu-peripheral-command.c (owner commands) and
+ * amu-peripheral-update.c (firmware slots, updates, status and settings). */
+
+/* an upload into the second slot, accepted on one connection */
+typedef struct PeripheralUpload PeripheralUpload;
+
+/* one firmware slot as the boot loader recorded it */
+typedef struct {
+	gboolean present; /* holds a complete, checked image */
+	char *version;
+	uint64_t sequence;
+	uint8_t sha256[32];
+} PeripheralSlot;
+
+/* the boot loader's record, boot.state in the state dir: not user data, so a
+ * factory reset keeps it */
+typedef struct {
+	unsigned int active; /* 0: slot a, 1: slot b */
+	PeripheralSlot slots[2];
+	gboolean trial;		/* running an image nobody confirmed yet: the next boot reverts */
+	gboolean pending_trial; /* the next boot tries the other slot */
+	char *reverted_from;	/* the version the device left, or NULL */
+} PeripheralBoot;
 
 typedef struct {
 	AmuPeripheral *peripheral;
@@ -47,12 +69,23 @@ struct AmuPeripheral {
 	void *confirm_data;
 	AmuPeripheralLogFunc log_func;
 	void *log_data;
+	GPtrArray *early_lines; /* logged before log_func was set: it gets them first */
+	AmuPeripheralAdvertFunc advert_func;
+	void *advert_data;
+	/* firmware */
+	char *vendor_id;
+	uint8_t vendor_public[32];
+	uint64_t slot_size;
+	PeripheralBoot boot;
+	PeripheralUpload *upload; /* NULL: no offer accepted */
+	guint reboot_source;
 };
 
 #define KIND_IDENTITY "identity"
 #define KIND_BOND "bond"
 #define KIND_LOCKOUT "lockout"
 #define KIND_COUNTER "command-counter" /* per bonded host: the last command counter accepted */
+#define KIND_SETTINGS "settings"       /* per key: the value the user set; absent: the default */
 #define RESET_MARKER "reset-pending"    /* in the state dir while a factory reset is under way */
 
 void plog(AmuPeripheral *peripheral, const char *format, ...) G_GNUC_PRINTF(2, 3);
@@ -61,5 +94,18 @@ void amu_peripheral_send_error(PeripheralConn *conn, const GError *error);
 void amu_peripheral_handle_command(PeripheralConn *conn, const Amulet__V1__OwnerCommand *command);
 /* opens (or reopens, after a factory reset) the store, identity and log in state_dir */
 gboolean amu_peripheral_open_state(AmuPeripheral *peripheral, GError **error);
+/* the advertised state (pairing mode, device id) changed */
+void amu_peripheral_advert_changed(AmuPeripheral *peripheral);
+
+/* amu-peripheral-update.c */
+/* the boot loader: reads boot.state (writing the factory image on first
+ * start), then tries a newly installed image or reverts an unconfirmed one */
+gboolean amu_peripheral_boot(AmuPeripheral *peripheral, GError **error);
+/* StatusRequest, UpdateOffer, UpdateChunk, UpdateInstall, UpdateConfirm or
+ * SettingsChange arrived on an open session */
+void amu_peripheral_handle_update(PeripheralConn *conn, const Amulet__V1__Message *message);
+/* the connection goes away: an upload it was doing stops (the bytes stay) */
+void amu_peripheral_update_conn_closed(PeripheralConn *conn);
+void amu_peripheral_update_free(AmuPeripheral *peripheral);
 
 G_END_DECLS

@@ -11,6 +11,7 @@
 #include "amu-crypto.h"
 #include "amu-peripheral-private.h"
 #include "amu-sync.h"
+#include "amu-update-package.h"
 #include "amulet/amu-error.h"
 
 void
@@ -22,10 +23,14 @@ plog(AmuPeripheral *peripheral, const char *format, ...)
 	va_start(args, format);
 	line = g_strdup_vprintf(format, args);
 	va_end(args);
-	if (peripheral->log_func != NULL)
+	if (peripheral->log_func != NULL) {
 		peripheral->log_func(peripheral, line, peripheral->log_data);
-	else
-		g_debug("%s", line);
+		return;
+	}
+	g_debug("%s", line);
+	/* what the boot loader said before anyone listened */
+	if (peripheral->early_lines != NULL && peripheral->early_lines->len < 64)
+		g_ptr_array_add(peripheral->early_lines, g_steal_pointer(&line));
 }
 
 static gboolean
@@ -131,7 +136,15 @@ amu_peripheral_new(const char *state_dir, AmuPeripheralProfile profile, GError *
 	peripheral->conns = g_hash_table_new(g_direct_hash, g_direct_equal);
 	peripheral->static_secret = sodium_malloc(AMU_CHANNEL_KEYBYTES);
 	peripheral->state_dir = g_strdup(state_dir);
-	if (!amu_peripheral_open_state(peripheral, error))
+	peripheral->early_lines = g_ptr_array_new_with_free_func(g_free);
+	peripheral->slot_size = AMU_PERIPHERAL_SLOT_SIZE_DEFAULT;
+	peripheral->vendor_id = g_strdup(AMU_SIM_VENDOR_ID);
+	{
+		uint8_t *vendor_secret = sodium_malloc(64);
+		amu_sim_vendor_keypair(peripheral->vendor_public, vendor_secret);
+		sodium_free(vendor_secret);
+	}
+	if (!amu_peripheral_boot(peripheral, error) || !amu_peripheral_open_state(peripheral, error))
 		return NULL;
 	return g_steal_pointer(&peripheral);
 }
@@ -139,6 +152,7 @@ amu_peripheral_new(const char *state_dir, AmuPeripheralProfile profile, GError *
 static void
 conn_free(PeripheralConn *conn)
 {
+	amu_peripheral_update_conn_closed(conn);
 	amu_channel_set_event_func(conn->channel, NULL, NULL);
 	amu_connection_unref(conn->connection);
 	amu_channel_unref(conn->channel);
@@ -161,6 +175,7 @@ amu_peripheral_free(AmuPeripheral *peripheral)
 	while (g_hash_table_iter_next(&iter, NULL, &value))
 		conn_free(value);
 	g_hash_table_unref(peripheral->conns);
+	amu_peripheral_update_free(peripheral);
 	amu_device_log_free(peripheral->log);
 	amu_store_unref(peripheral->store);
 	sodium_free(peripheral->static_secret);
@@ -169,6 +184,9 @@ amu_peripheral_free(AmuPeripheral *peripheral)
 	g_free(peripheral->policy_version);
 	g_free(peripheral->model);
 	g_free(peripheral->support_end);
+	g_free(peripheral->vendor_id);
+	if (peripheral->early_lines != NULL)
+		g_ptr_array_unref(peripheral->early_lines);
 	g_free(peripheral);
 }
 
@@ -184,12 +202,71 @@ amu_peripheral_set_log_func(AmuPeripheral *peripheral, AmuPeripheralLogFunc func
 {
 	peripheral->log_func = func;
 	peripheral->log_data = user_data;
+	if (func != NULL && peripheral->early_lines != NULL) {
+		g_autoptr(GPtrArray) lines = g_steal_pointer(&peripheral->early_lines);
+		for (guint i = 0; i < lines->len; i++)
+			func(peripheral, g_ptr_array_index(lines, i), user_data);
+	}
+}
+
+void
+amu_peripheral_set_advert_func(AmuPeripheral *peripheral, AmuPeripheralAdvertFunc func, void *user_data)
+{
+	peripheral->advert_func = func;
+	peripheral->advert_data = user_data;
+}
+
+void
+amu_peripheral_advert_changed(AmuPeripheral *peripheral)
+{
+	if (peripheral->advert_func != NULL)
+		peripheral->advert_func(peripheral, peripheral->advert_data);
+}
+
+gboolean
+amu_peripheral_get_pairable(AmuPeripheral *peripheral)
+{
+	return peripheral->pairing_mode || amu_peripheral_get_n_bonds(peripheral) == 0;
 }
 
 void
 amu_peripheral_set_pairing_mode(AmuPeripheral *peripheral, gboolean open)
 {
+	gboolean changed = peripheral->pairing_mode != open;
+
 	peripheral->pairing_mode = open;
+	if (changed)
+		amu_peripheral_advert_changed(peripheral);
+}
+
+const char *
+amu_peripheral_profile_to_string(AmuPeripheralProfile profile)
+{
+	switch (profile) {
+	case AMU_PERIPHERAL_PROFILE_BAND:
+		return "band";
+	case AMU_PERIPHERAL_PROFILE_WATCH:
+		return "watch";
+	case AMU_PERIPHERAL_PROFILE_TOY:
+		return "toy";
+	}
+	return "band";
+}
+
+const char *
+amu_peripheral_get_model(AmuPeripheral *peripheral)
+{
+	if (peripheral->model != NULL)
+		return peripheral->model;
+	switch (peripheral->profile) {
+	case AMU_PERIPHERAL_PROFILE_TOY:
+		return "Sim Toy T1";
+	case AMU_PERIPHERAL_PROFILE_WATCH:
+		return "Sim Watch W1";
+	case AMU_PERIPHERAL_PROFILE_BAND:
+		break;
+	}
+	return "Sim Band B1";
 }
 
 void
@@ -318,11 +395,11 @@ fill_disclosure(AmuPeripheral *peripheral, Amulet__V1__Disclosure *disclosure,
 		n++;
 	}
 	disclosure->maker = (char *)"Amulet Simulated Devices";
-	disclosure->model = peripheral->model != NULL ? peripheral->model
-			    : (char *)(peripheral->profile == AMU_PERIPHERAL_PROFILE_TOY     ? "Sim Toy T1"
-				     : peripheral->profile == AMU_PERIPHERAL_PROFILE_WATCH ? "Sim Watch W1"
-											   : "Sim Band B1");
-	disclosure->firmware_version = (char *)"1.0.0";
+	disclosure->model = (char *)amu_peripheral_get_model(peripheral);
+	disclosure->firmware_version = (char *)amu_peripheral_get_firmware(peripheral, NULL);
+	disclosure->vendor_id = peripheral->vendor_id;
+	disclosure->vendor_public_key.data = peripheral->vendor_public;
+	disclosure->vendor_public_key.len = sizeof(peripheral->vendor_public);
 	disclosure->n_categories = n;
 	disclosure->categories = category_ptrs;
 	disclosure->retention = (char *)"on the device until synced to an owner's host, at most 30 days";
@@ -413,6 +490,7 @@ store_bond(PeripheralConn *conn)
 		g_clear_error(&error);
 	}
 	peripheral->pairing_mode = FALSE;
+	amu_peripheral_advert_changed(peripheral);
 	plog(peripheral, "paired with host \"%s\"", hello != NULL && hello->host_name != NULL ? hello->host_name : "");
 	if (!amu_channel_bond_stored(conn->channel, &error))
 		plog(peripheral, "finishing pairing failed: %s", error->message);
@@ -495,6 +573,14 @@ handle_message(PeripheralConn *conn, const Amulet__V1__Message *message)
 			plog(conn->peripheral, "reply failed: %s", error->message);
 		return;
 	}
+	case AMULET__V1__MESSAGE__BODY_STATUS_REQUEST:
+	case AMULET__V1__MESSAGE__BODY_UPDATE_OFFER:
+	case AMULET__V1__MESSAGE__BODY_UPDATE_CHUNK:
+	case AMULET__V1__MESSAGE__BODY_UPDATE_INSTALL:
+	case AMULET__V1__MESSAGE__BODY_UPDATE_CONFIRM:
+	case AMULET__V1__MESSAGE__BODY_SETTINGS_CHANGE:
+		amu_peripheral_handle_update(conn, message);
+		return;
 	case AMULET__V1__MESSAGE__BODY_DISCLOSURE:
 	case AMULET__V1__MESSAGE__BODY_COMMIT:
 	case AMULET__V1__MESSAGE__BODY_NONCE:
@@ -506,14 +592,8 @@ handle_message(PeripheralConn *conn, const Amulet__V1__Message *message)
 	case AMULET__V1__MESSAGE__BODY_SYNC_START:
 	case AMULET__V1__MESSAGE__BODY_SYNC_BATCH:
 	case AMULET__V1__MESSAGE__BODY_COMMAND_RECEIPT:
-	case AMULET__V1__MESSAGE__BODY_STATUS_REQUEST:
 	case AMULET__V1__MESSAGE__BODY_DEVICE_STATUS:
-	case AMULET__V1__MESSAGE__BODY_UPDATE_OFFER:
-	case AMULET__V1__MESSAGE__BODY_UPDATE_CHUNK:
 	case AMULET__V1__MESSAGE__BODY_UPDATE_PROGRESS:
-	case AMULET__V1__MESSAGE__BODY_UPDATE_INSTALL:
-	case AMULET__V1__MESSAGE__BODY_UPDATE_CONFIRM:
-	case AMULET__V1__MESSAGE__BODY_SETTINGS_CHANGE:
 	case AMULET__V1__MESSAGE__BODY__NOT_SET:
 	case _AMULET__V1__MESSAGE__BODY__CASE_IS_INT_SIZE:
 		break;

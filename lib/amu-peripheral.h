@@ -35,6 +35,11 @@ typedef void (*AmuPeripheralConfirmFunc)(AmuPeripheral *peripheral, unsigned int
 					 gboolean has_display, void *user_data);
 /* something happened worth a line in the simulator's output */
 typedef void (*AmuPeripheralLogFunc)(AmuPeripheral *peripheral, const char *line, void *user_data);
+/* what the device advertises changed: amu_peripheral_get_pairable() or the device id */
+typedef void (*AmuPeripheralAdvertFunc)(AmuPeripheral *peripheral, void *user_data);
+
+/* the largest firmware image the second slot takes, by default */
+#define AMU_PERIPHERAL_SLOT_SIZE_DEFAULT 4194304
 
 AmuPeripheral *amu_peripheral_new(const char *state_dir, AmuPeripheralProfile profile, GError **error);
 void amu_peripheral_free(AmuPeripheral *peripheral);
@@ -66,6 +71,24 @@ AmuStore *amu_peripheral_get_store(AmuPeripheral *peripheral);
 AmuDeviceLog *amu_peripheral_get_log(AmuPeripheral *peripheral);
 /* the device's clock runs @offset_ms ahead of the system clock (negative: behind) */
 void amu_peripheral_set_clock_offset(AmuPeripheral *peripheral, int64_t offset_ms);
+void amu_peripheral_set_advert_func(AmuPeripheral *peripheral, AmuPeripheralAdvertFunc func, void *user_data);
+/* "band", "watch" or "toy": also the device class in update manifests */
+const char *amu_peripheral_profile_to_string(AmuPeripheralProfile profile);
+/* the model name disclosed */
+const char *amu_peripheral_get_model(AmuPeripheral *peripheral);
+/* a new host may pair: pairing mode is open, or the device has no owner */
+gboolean amu_peripheral_get_pairable(AmuPeripheral *peripheral);
+
+/* Firmware updates (docs/update.md). The vendor whose key signs update
+ * manifests; by default the simulator's published test vendor. */
+void amu_peripheral_set_vendor(AmuPeripheral *peripheral, const char *vendor_id, const uint8_t public_key[32]);
+/* the largest image the device takes (default AMU_PERIPHERAL_SLOT_SIZE_DEFAULT) */
+void amu_peripheral_set_slot_size(AmuPeripheral *peripheral, uint64_t bytes);
+/* the running image's version (transfer none) and @sequence */
+const char *amu_peripheral_get_firmware(AmuPeripheral *peripheral, uint64_t *sequence);
+/* The user changes a setting on the device itself; checked as a
+ * SettingsChange is. INVALID_ARGUMENT names the allowed keys or values. */
+gboolean amu_peripheral_set_setting(AmuPeripheral *peripheral, const char *key, const char *value, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuPeripheral, amu_peripheral_free)
 

@@ -15,6 +15,8 @@ AmuDisclosure *amu_disclosure_new_from_message(const Amulet__V1__Disclosure *mes
 GBytes *amu_disclosure_get_packed(AmuDisclosure *self);
 
 AmuPairingRequest *amu_pairing_request_new(AmuChannel *channel);
+typedef struct AmuBluezPasskey AmuBluezPasskey;
+AmuPairingRequest *amu_pairing_request_new_link(AmuBluezPasskey *passkey);
 void amu_pairing_request_invalidate(AmuPairingRequest *self);
 
 AmuDevice *amu_device_new_from_record(AmuContext *context, GBytes *record, GError **error);
@@ -35,6 +37,12 @@ AmuSessionSync **amu_session_get_sync_slot(AmuSession *self);
 GTask **amu_session_get_command_slot(AmuSession *self);
 gboolean amu_session_command_rx(AmuSession *self, const Amulet__V1__Message *message);
 void amu_session_command_fail(AmuSession *self, const GError *error);
+/* amu-device-update.c: status, settings and firmware updates */
+gpointer *amu_session_get_update_slot(AmuSession *self);
+gboolean amu_session_update_rx(AmuSession *self, const Amulet__V1__Message *message);
+void amu_session_update_fail(AmuSession *self, const GError *error);
+/* settings an installed update asks the owner to review: notify at connection */
+void amu_device_notify_settings_review(AmuDevice *self);
 /* the device's queued command, run at its next connection */
 gboolean amu_device_run_pending(AmuDevice *self, AmuSession *session, GAsyncReadyCallback callback, gpointer user_data);
 gboolean amu_device_finish_pending_after_reset(AmuDevice *self, GError **error);
@@ -55,7 +63,12 @@ void amu_context_get_signing_keys(AmuContext *self, uint8_t public_key[32], uint
 AmuLedger *amu_context_get_ledger(AmuContext *self);
 gboolean amu_context_record_access(AmuContext *self, const char *grant_id, const char *format, guint64 samples,
 				  const char *manifest_sha256, const char *refusal, GError **error);
-AmuLink *amu_context_open_link(AmuContext *self, const char *address, GError **error);
+/* opens the link to @address ("sim:PATH", "bluez:[hciN/]ADDR"); with @pair, a
+ * BlueZ link is paired first, its passkey confirmed through @confirm_func */
+void amu_context_open_link_async(AmuContext *self, const char *address, gboolean pair, AmuConfirmFunc confirm_func,
+				 gpointer confirm_data, GCancellable *cancellable, GAsyncReadyCallback callback,
+				 gpointer user_data);
+AmuLink *amu_context_open_link_finish(AmuContext *self, GAsyncResult *result, GError **error);
 gboolean amu_context_save_device(AmuContext *self, AmuDevice *device, GError **error);
 
 const char *amu_profile_to_string(Amulet__V1__Profile profile);

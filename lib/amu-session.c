@@ -23,6 +23,7 @@ struct _AmuSession {
 	char *new_policy;
 	AmuSessionSync *sync; /* the sync in progress, amu-session-sync.c */
 	GTask *command; /* the owner command waiting for its receipt, amu-device-command.c */
+	gpointer update; /* the status request or upload under way, amu-device-update.c */
 };
 
 G_DEFINE_TYPE(AmuSession, amu_session, G_TYPE_OBJECT)
@@ -53,6 +54,8 @@ session_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 			return;
 		if (amu_session_sync_rx(self, event->message))
 			return;
+		if (amu_session_update_rx(self, event->message))
+			return;
 		if (event->message->body_case == AMULET__V1__MESSAGE__BODY_PONG) {
 			GTask *task = NULL;
 			guint64 token = event->message->pong->token;
@@ -69,6 +72,7 @@ session_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_d
 		fail_pending(self);
 		amu_session_sync_fail(self, self->error);
 		amu_session_command_fail(self, self->error);
+		amu_session_update_fail(self, self->error);
 		return;
 	case AMU_CHANNEL_EVENT_PAIRING_ATTEMPT:
 	case AMU_CHANNEL_EVENT_CODE:
@@ -136,6 +140,12 @@ amu_session_new(AmuDevice *device, AmuConnection *connection)
 		self->new_policy = amu_text_printable(hello->privacy_policy_version);
 	}
 	return self;
+}
+
+gpointer *
+amu_session_get_update_slot(AmuSession *self)
+{
+	return &self->update;
 }
 
 AmuChannel *

@@ -45,3 +45,10 @@ int cli_cmd_export(Cli *cli, int argc, char **argv);
 int cli_cmd_wipe(Cli *cli, int argc, char **argv);
 int cli_cmd_transfer(Cli *cli, int argc, char **argv);
 int cli_cmd_reset(Cli *cli, int argc, char **argv);
+
+/* amulet-update.c */
+int cli_cmd_update(Cli *cli, int argc, char **argv);
+int cli_cmd_settings(Cli *cli, int argc, char **argv);
+
+/* amulet-bluez.c */
+int cli_cmd_scan(Cli *cli, int argc, char **argv);

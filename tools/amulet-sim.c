@@ -2,7 +2,9 @@
 #include "config.h"
 
 #include <glib-unix.h>
+#include <json-glib/json-glib.h>
 #include <locale.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,8 @@
 
 #include "amu-peripheral.h"
 #include "amu-simdata.h"
+#include "amu-update-package.h"
+#include "amulet-sim-update.h"
 #include "amulet/amulet.h"
 
 /* amulet-sim: the device role from libamulet on a UNIX socket, plus the
@@ -23,6 +27,8 @@ typedef struct {
 	unsigned int pending_request;
 	GSource *stdin_source;
 	int exit_code;
+	char *advertise; /* --advertise: the file a BlueZ emulator reads */
+	const char *profile;
 	/* --mitm: our own host identity towards the real device */
 	char *mitm_upstream;
 	AmuContext *mitm_context;
@@ -171,6 +177,37 @@ parse_start(const char *text, gint64 days, gint64 *start_ms)
 	return TRUE;
 }
 
+/* what a BlueZ emulator puts in the advertisement, as JSON */
+static void
+sim_advert(AmuPeripheral *peripheral, void *user_data)
+{
+	Sim *sim = user_data;
+	g_autoptr(JsonBuilder) builder = json_builder_new();
+	g_autoptr(JsonGenerator) generator = json_generator_new();
+	g_autoptr(JsonNode) root = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *text = NULL;
+
+	if (sim->advertise == NULL)
+		return;
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "pairing_mode");
+	json_builder_add_boolean_value(builder, amu_peripheral_get_pairable(peripheral));
+	json_builder_set_member_name(builder, "profile");
+	json_builder_add_string_value(builder, sim->profile);
+	json_builder_set_member_name(builder, "model");
+	json_builder_add_string_value(builder, amu_peripheral_get_model(peripheral));
+	json_builder_set_member_name(builder, "device_id");
+	json_builder_add_string_value(builder, amu_peripheral_get_device_id(peripheral));
+	json_builder_end_object(builder);
+	root = json_builder_get_root(builder);
+	json_generator_set_root(generator, root);
+	text = json_generator_to_data(generator, NULL);
+	/* written whole (a rename), so the reader never sees half of it */
+	if (!g_file_set_contents(sim->advertise, text, -1, &error))
+		fprintf(stderr, "amulet-sim: --advertise: %s\n", error->message);
+}
+
 static gboolean
 quit_cb(gpointer user_data)
 {
@@ -196,6 +233,11 @@ main(int argc, char **argv)
 	gint64 days = 0, seed = 1, clock_offset = 0;
 	g_autofree char *start = NULL;
 	g_autofree char *drop_at_command = NULL;
+	g_autofree char *vendor_key = NULL;
+	g_autofree char *vendor_id = NULL;
+	g_autofree char *advertise = NULL;
+	g_auto(GStrv) settings = NULL;
+	gint64 slot_size = AMU_PERIPHERAL_SLOT_SIZE_DEFAULT;
 	GOptionEntry entries[] = {
 		{"listen", 0, 0, G_OPTION_ARG_FILENAME, &listen_path, "UNIX socket to listen on", "PATH"},
 		{"profile", 0, 0, G_OPTION_ARG_STRING, &profile, "band, watch or toy (default band)", "PROFILE"},
@@ -220,6 +262,11 @@ main(int argc, char **argv)
 		{"dump-csv", 0, 0, G_OPTION_ARG_NONE, &dump_csv, "print the telemetry --days/--seed/--start generate as CSV, and exit", NULL},
 		{"drop-at-command", 0, 0, G_OPTION_ARG_STRING, &drop_at_command, "hostile: drop the link when an owner command arrives, before or after carrying it out", "before|after"},
 		{"drop-at-ack", 0, 0, G_OPTION_ARG_INT, &drop_at_ack, "hostile: drop the link when sync ack N arrives, unheeded", "N"},
+		{"vendor-key", 0, 0, G_OPTION_ARG_FILENAME, &vendor_key, "vendor key seed (64 hex digits) whose public key checks updates (default: the published test key)", "FILE"},
+		{"vendor-id", 0, 0, G_OPTION_ARG_STRING, &vendor_id, "vendor id updates must name (default amulet-sim)", "ID"},
+		{"slot-size", 0, 0, G_OPTION_ARG_INT64, &slot_size, "largest firmware image the device takes (default 4194304)", "BYTES"},
+		{"setting", 0, 0, G_OPTION_ARG_STRING_ARRAY, &settings, "change a setting on the device at start (repeatable)", "KEY=VALUE"},
+		{"advertise", 0, 0, G_OPTION_ARG_FILENAME, &advertise, "keep what the device advertises in FILE, as JSON", "FILE"},
 		{"version", 0, 0, G_OPTION_ARG_NONE, &version, "print the version", NULL},
 		{NULL},
 	};
@@ -231,6 +278,8 @@ main(int argc, char **argv)
 	gint64 start_ms = 0;
 
 	setlocale(LC_ALL, "");
+	if (argc > 1 && strcmp(argv[1], "make-update") == 0)
+		return amu_sim_make_update_main(argc - 1, argv + 1);
 	g_option_context_add_main_entries(context, entries, NULL);
 	g_option_context_set_description(context, "See amulet-sim(1).");
 	if (!g_option_context_parse(context, &argc, &argv, &error)) {
@@ -276,6 +325,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "amulet-sim: --mtu %d is outside 23..517\n", mtu);
 		return 2;
 	}
+	if (slot_size <= 0) {
+		fprintf(stderr, "amulet-sim: --slot-size takes a positive number of bytes\n");
+		return 2;
+	}
+	if (vendor_id != NULL && vendor_id[0] == '\0') {
+		fprintf(stderr, "amulet-sim: --vendor-id takes a name such as amulet-sim\n");
+		return 2;
+	}
 	if (link_rate < 0 || latency < 0 || drop_after < 0 || lockout_base_ms < 0 || drop_at_ack < 0) {
 		fprintf(stderr, "amulet-sim: --link-rate, --latency, --drop-after and --lockout-base take positive numbers\n");
 		return 2;
@@ -293,6 +350,35 @@ main(int argc, char **argv)
 		return 1;
 	}
 	amu_peripheral_set_clock_offset(peripheral, clock_offset);
+	/* the boot loader's lines come first */
+	amu_peripheral_set_log_func(peripheral, sim_log, &sim);
+	if (vendor_key != NULL || vendor_id != NULL) {
+		uint8_t vendor_pk[AMU_VENDOR_PUBLICKEYBYTES];
+		uint8_t *vendor_sk = sodium_malloc(AMU_VENDOR_SECRETKEYBYTES);
+		gboolean ok = TRUE;
+		if (vendor_key != NULL)
+			ok = amu_vendor_keypair_from_file(vendor_key, vendor_pk, vendor_sk, &error);
+		else
+			amu_sim_vendor_keypair(vendor_pk, vendor_sk);
+		sodium_free(vendor_sk);
+		if (!ok) {
+			fprintf(stderr, "amulet-sim: --vendor-key: %s\n", error->message);
+			return 2;
+		}
+		amu_peripheral_set_vendor(peripheral, vendor_id != NULL ? vendor_id : AMU_SIM_VENDOR_ID, vendor_pk);
+	}
+	amu_peripheral_set_slot_size(peripheral, (uint64_t)slot_size);
+	for (guint i = 0; settings != NULL && settings[i] != NULL; i++) {
+		g_auto(GStrv) pair = g_strsplit(settings[i], "=", 2);
+		if (pair[0] == NULL || pair[1] == NULL) {
+			fprintf(stderr, "amulet-sim: --setting '%s' is not KEY=VALUE\n", settings[i]);
+			return 2;
+		}
+		if (!amu_peripheral_set_setting(peripheral, pair[0], pair[1], &error)) {
+			fprintf(stderr, "amulet-sim: --setting: %s\n", error->message);
+			return 2;
+		}
+	}
 	if (days > 0) {
 		AmuDeviceLog *log = amu_peripheral_get_log(peripheral);
 		if (amu_device_log_get_end_seq(log) == 0) {
@@ -325,13 +411,16 @@ main(int argc, char **argv)
 		/* whoever connects is welcome */
 		pairing_mode = TRUE;
 	}
-	amu_peripheral_set_log_func(peripheral, sim_log, &sim);
 	amu_peripheral_set_confirm_func(peripheral, sim_confirm, &sim);
 	amu_peripheral_set_pairing_mode(peripheral, pairing_mode);
 	if (policy_version != NULL)
 		amu_peripheral_set_policy_version(peripheral, policy_version);
 	if (model != NULL)
 		amu_peripheral_set_model(peripheral, model);
+	sim.advertise = advertise;
+	sim.profile = profile != NULL ? profile : "band";
+	amu_peripheral_set_advert_func(peripheral, sim_advert, &sim);
+	sim_advert(peripheral, &sim);
 	if (support_end != NULL)
 		amu_peripheral_set_support_end(peripheral, support_end);
 	if (lockout_base_ms > 0)
@@ -349,6 +438,11 @@ main(int argc, char **argv)
 	}
 	g_unix_signal_add(SIGINT, quit_cb, &sim);
 	g_unix_signal_add(SIGTERM, quit_cb, &sim);
+	{
+		uint64_t sequence = 0;
+		const char *firmware = amu_peripheral_get_firmware(peripheral, &sequence);
+		printf("firmware: %s (sequence %" G_GUINT64_FORMAT ")\n", firmware, sequence);
+	}
 	printf("amulet-sim: %s %s listening on %s (device id %s, %u bond%s)\n", profile != NULL ? profile : "band",
 	       amu_version_string(), listen_path, amu_peripheral_get_device_id(peripheral),
 	       amu_peripheral_get_n_bonds(peripheral), amu_peripheral_get_n_bonds(peripheral) == 1 ? "" : "s");

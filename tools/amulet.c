@@ -15,7 +15,9 @@ static const char *usage_text =
 	"Usage: amulet [--data-dir DIR] [--json] COMMAND [ARGS...]\n"
 	"\n"
 	"Commands:\n"
-	"  pair sim:PATH [--name NAME] [--yes]   pair with a device in pairing mode\n"
+	"  pair sim:PATH|bluez:[hciN/]ADDRESS [--name NAME] [--yes]\n"
+	"                                        pair with a device in pairing mode\n"
+	"  scan [--adapter hciN] [--timeout S]   list Amulet devices in radio range (BlueZ)\n"
 	"  devices                               list paired devices\n"
 	"  info NAME                             show a device's fingerprint and disclosure\n"
 	"  ping NAME [--count N] [--size BYTES]  reconnect and exchange encrypted pings\n"
@@ -36,6 +38,11 @@ static const char *usage_text =
 	"  transfer NAME [--export-grant ID --format F --out DIR] [--yes]\n"
 	"                                        hand the device over to a new owner\n"
 	"  reset [--yes]                         remove every key, bond, sample and grant on this host\n"
+	"  update NAME PACKAGE [--yes]           install a signed firmware update, with your approval\n"
+	"  update --check NAME [PACKAGE...]      does the device run the newest package known?\n"
+	"  update --auto NAME [PACKAGE]          install the newest package if the update policy allows\n"
+	"  update --policy off|security|all NAME set the device's auto-update policy\n"
+	"  settings NAME [KEY=VALUE...]          show or change the device's settings\n"
 	"  version                               print the version\n"
 	"\n"
 	"Options:\n"
@@ -142,6 +149,19 @@ device_json(GString *out, AmuDevice *device)
 	cli_json_string(out, amu_device_get_address(device));
 	g_string_append(out, ",\"profile\":");
 	cli_json_string(out, amu_device_get_profile(device));
+	g_string_append(out, ",\"update_policy\":");
+	cli_json_string(out, amu_update_policy_to_string(amu_device_get_update_policy(device)));
+	{
+		g_autofree char *version = NULL;
+		guint64 sequence = 0;
+		g_string_append(out, ",\"firmware_known\":");
+		if (amu_device_get_known_firmware(device, &version, &sequence)) {
+			cli_json_string(out, version);
+			g_string_append_printf(out, ",\"firmware_sequence\":%" G_GUINT64_FORMAT, sequence);
+		} else {
+			g_string_append(out, "null");
+		}
+	}
 	{
 		const char *pending = NULL;
 		amu_device_get_pending_command(device, &pending);
@@ -264,6 +284,31 @@ pair_confirm_cb(AmuPairingRequest *request, gpointer user_data)
 	g_autofree char *fingerprint = amu_pairing_request_get_fingerprint(request);
 	AmuDisclosure *disclosure = amu_pairing_request_get_disclosure(request);
 
+	if (amu_pairing_request_get_stage(request) == AMU_PAIRING_STAGE_LINK) {
+		/* the radio's own pairing comes first: the same question for its passkey */
+		fprintf(out, "Bluetooth pairing: the device shows a passkey.\npasskey: %s\n", code);
+		if (prompt->yes) {
+			fprintf(stderr, "amulet pair: --yes: accepting the Bluetooth passkey without asking; "
+					"compare it on the device yourself\n");
+			amu_pairing_request_reply(request, TRUE, TRUE);
+			return;
+		}
+		fprintf(out, "Does the device show the passkey %s? [y/N] ", code);
+		fflush(out);
+		g_clear_object(&prompt->request);
+		if (prompt->stdin_source != NULL) {
+			g_source_destroy(prompt->stdin_source);
+			g_clear_pointer(&prompt->stdin_source, g_source_unref);
+		}
+		prompt->request = g_object_ref(request);
+		{
+			GSource *source = g_unix_fd_source_new(STDIN_FILENO, G_IO_IN | G_IO_HUP);
+			g_source_set_callback(source, G_SOURCE_FUNC(pair_stdin_cb), prompt, NULL);
+			prompt->stdin_id = g_source_attach(source, g_main_context_get_thread_default());
+			prompt->stdin_source = source;
+		}
+		return;
+	}
 	fprintf(out, "Device: %s (%s), key fingerprint %s\n", amu_pairing_request_get_model(request),
 		amu_pairing_request_get_profile(request), fingerprint);
 	if (disclosure != NULL) {
@@ -302,7 +347,7 @@ cmd_pair(Cli *cli, int argc, char **argv)
 		{"yes", 'y', 0, G_OPTION_ARG_NONE, &yes, "accept the code without asking (scripts)", NULL},
 		{NULL},
 	};
-	g_autoptr(GOptionContext) options = g_option_context_new("sim:PATH");
+	g_autoptr(GOptionContext) options = g_option_context_new("sim:PATH|bluez:[hciN/]ADDRESS");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuDevice) device = NULL;
 	PairPrompt prompt = {.cli = cli};
@@ -312,7 +357,7 @@ cmd_pair(Cli *cli, int argc, char **argv)
 	if (!g_option_context_parse(options, &argc, &argv, &error))
 		return cli_usage_error("pair", error->message);
 	if (argc != 2)
-		return cli_usage_error("pair", "give the device's address, e.g. sim:/tmp/band.sock");
+		return cli_usage_error("pair", "give the device's address, e.g. sim:/tmp/band.sock or bluez:AA:BB:CC:DD:EE:FF");
 	if (!cli_open_context(cli, "pair", &exit_code))
 		return exit_code;
 	prompt.yes = yes;
@@ -415,6 +460,17 @@ cmd_info(Cli *cli, int argc, char **argv)
 		       amu_device_get_profile(device),
 		       amu_device_has_display(device) ? "" : " (no display: button confirmation only)", fingerprint,
 		       paired_text);
+	}
+	{
+		g_autofree char *version = NULL;
+		guint64 sequence = 0;
+		AmuUpdatePolicy policy = amu_device_get_update_policy(device);
+		if (amu_device_get_known_firmware(device, &version, &sequence))
+			printf("Firmware:     %s (sequence %" G_GUINT64_FORMAT "), when last asked\n", version, sequence);
+		printf("Updates:      policy '%s': %s\n", amu_update_policy_to_string(policy),
+		       policy == AMU_UPDATE_POLICY_OFF	     ? "every update waits for your approval"
+		       : policy == AMU_UPDATE_POLICY_SECURITY ? "security fixes may install without asking"
+							      : "updates may install without asking");
 	}
 	disclosure = amu_device_get_disclosure(device);
 	if (disclosure != NULL) {
@@ -526,6 +582,7 @@ main(int argc, char **argv)
 		{"unpair", cmd_unpair}, {"ping", cmd_ping}, {"sync", cli_cmd_sync},
 		{"data", cli_cmd_data}, {"consent", cli_cmd_consent}, {"export", cli_cmd_export},
 		{"wipe", cli_cmd_wipe}, {"transfer", cli_cmd_transfer}, {"reset", cli_cmd_reset},
+		{"update", cli_cmd_update}, {"settings", cli_cmd_settings}, {"scan", cli_cmd_scan},
 	};
 	Cli cli = {0};
 	int i, exit_code = EXIT_USAGE;

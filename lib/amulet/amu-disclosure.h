@@ -21,6 +21,8 @@ AMU_EXPORT const char *amu_disclosure_get_offline_behaviour(AmuDisclosure *self)
 AMU_EXPORT const char *amu_disclosure_get_privacy_policy_version(AmuDisclosure *self);
 AMU_EXPORT char *amu_disclosure_get_privacy_policy_digest(AmuDisclosure *self);
 AMU_EXPORT const char *amu_disclosure_get_privacy_policy_url(AmuDisclosure *self);
+AMU_EXPORT const char *amu_disclosure_get_vendor_id(AmuDisclosure *self);
+AMU_EXPORT const guint8 *amu_disclosure_get_vendor_public_key(AmuDisclosure *self);
 AMU_EXPORT char *amu_disclosure_to_text(AmuDisclosure *self);
 
 G_END_DECLS

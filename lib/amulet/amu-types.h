@@ -41,6 +41,8 @@ typedef void (*AmuConfirmFunc)(AmuPairingRequest *request, gpointer user_data);
  * @AMU_NOTIFICATION_WIPED: a device was wiped (or factory reset)
  * @AMU_NOTIFICATION_TRANSFERRED: a device was handed over: it is no longer ours
  * @AMU_NOTIFICATION_SUPPORT_ENDING: a device's support (security updates) ends within 90 days, or ended
+ * @AMU_NOTIFICATION_SETTINGS_REVIEW: a firmware update changed what some of a device's settings mean: review them
+ * @AMU_NOTIFICATION_UPDATED: a device now runs new firmware, confirmed
  *
  * Kinds of the #AmuContext::notification signal (OTA 16, 23, 39).
  *
@@ -52,6 +54,8 @@ typedef enum {
 	AMU_NOTIFICATION_WIPED = 3,
 	AMU_NOTIFICATION_TRANSFERRED = 4,
 	AMU_NOTIFICATION_SUPPORT_ENDING = 5,
+	AMU_NOTIFICATION_SETTINGS_REVIEW = 6,
+	AMU_NOTIFICATION_UPDATED = 7,
 } AmuNotification;
 
 G_END_DECLS

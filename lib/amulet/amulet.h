@@ -16,5 +16,6 @@
 #include <amulet/amu-context.h>
 #include <amulet/amu-consent.h>
 #include <amulet/amu-data-export.h>
+#include <amulet/amu-update.h>
 
 #undef __AMULET_H_INSIDE__
