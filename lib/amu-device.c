@@ -242,13 +242,49 @@ amu_device_get_disclosure(AmuDevice *self)
 
 /* ---------------------------------------------------------------- connect */
 
+/**
+ * amu_device_get_support_warning:
+ * @warning: (out) (optional): what to tell the owner
+ *
+ * Whether the end of support the device disclosed (OTA 19) is less than 90
+ * days away, or past: after it the device gets no security updates.
+ *
+ * Returns: %TRUE if the owner should be warned
+ * Since: 0.1
+ */
+gboolean
+amu_device_get_support_warning(AmuDevice *self, char **warning)
+{
+	const char *end = self->disclosure != NULL ? amu_disclosure_get_support_end_date(self->disclosure) : NULL;
+	g_autoptr(GDateTime) end_time = NULL;
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	GTimeSpan left;
+	int y, m, d;
+
+	g_return_val_if_fail(AMU_IS_DEVICE(self), FALSE);
+	if (end == NULL || sscanf(end, "%4d-%2d-%2d", &y, &m, &d) != 3)
+		return FALSE;
+	end_time = g_date_time_new_utc(y, m, d, 0, 0, 0);
+	if (end_time == NULL)
+		return FALSE;
+	left = g_date_time_difference(end_time, now);
+	if (left >= (GTimeSpan)90 * G_TIME_SPAN_DAY)
+		return FALSE;
+	if (warning != NULL)
+		*warning = left <= 0 ? g_strdup_printf("%s's support ended on %s: it gets no more security updates",
+						       self->name, end)
+				     : g_strdup_printf("%s's support ends on %s, in %" G_GINT64_FORMAT
+						       " days: after that it gets no security updates",
+						       self->name, end, (gint64)(left / G_TIME_SPAN_DAY) + 1);
+	return TRUE;
+}
+
 /* what the owner should hear about at each connection (OTA 16, 39) */
 static void
 connect_notify(AmuDevice *self, AmuSession *session)
 {
 	const char *old_policy = NULL, *new_policy = NULL;
-	const char *end = self->disclosure != NULL ? amu_disclosure_get_support_end_date(self->disclosure) : NULL;
-	int y, m, d;
+	g_autofree char *warning = NULL;
 
 	if (amu_session_get_policy_changed(session, &old_policy, &new_policy)) {
 		g_autofree char *message = g_strdup_printf(
@@ -257,19 +293,8 @@ connect_notify(AmuDevice *self, AmuSession *session)
 		amu_context_notify(self->context, AMU_NOTIFICATION_CREDENTIAL_CHANGED, self->name, message);
 	}
 	amu_device_notify_settings_review(self);
-	if (end != NULL && sscanf(end, "%4d-%2d-%2d", &y, &m, &d) == 3) {
-		g_autoptr(GDateTime) end_time = g_date_time_new_utc(y, m, d, 0, 0, 0);
-		g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-		GTimeSpan left = end_time != NULL ? g_date_time_difference(end_time, now) : G_MAXINT64;
-		if (left < (GTimeSpan)90 * G_TIME_SPAN_DAY) {
-			g_autofree char *message =
-				left <= 0 ? g_strdup_printf("%s's support ended on %s: it gets no more security updates",
-							    self->name, end)
-					  : g_strdup_printf("%s's support ends on %s: after that it gets no security updates",
-							    self->name, end);
-			amu_context_notify(self->context, AMU_NOTIFICATION_SUPPORT_ENDING, self->name, message);
-		}
-	}
+	if (amu_device_get_support_warning(self, &warning))
+		amu_context_notify(self->context, AMU_NOTIFICATION_SUPPORT_ENDING, self->name, warning);
 }
 
 typedef struct {

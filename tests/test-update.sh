@@ -206,4 +206,17 @@ start_sim band
 run --json settings band
 json_check "$work/out" "d['settings']['heart_rate_interval_s'] == '10'" "settings survive a restart of the device"
 
+# ---- end of support (OTA 19): info warns when it is near or past
+soon=$(date -u -d '+30 days' +%F)
+start_sim soon --profile watch --support-end "$soon"
+host h pair "sim:$work/soon.sock" --name soon --yes >/dev/null 2>&1 || bad "pair soon"
+run info soon
+expect_grep "Warning: .*support ends on $soon, in 3[01] days" "$work/out" "info warns that support ends in 30 days"
+start_sim past --profile toy --support-end 2020-01-01
+host h pair "sim:$work/past.sock" --name past --yes >/dev/null 2>&1 || bad "pair past"
+run --json info past
+json_check "$work/out" "'support ended on 2020-01-01' in d['support_warning']" "info --json says support ended"
+run info band
+if grep -q "Warning:" "$work/out"; then bad "a band supported until 2031 got a warning"; else ok "no warning years before the end"; fi
+
 finish

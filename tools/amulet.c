@@ -152,6 +152,14 @@ device_json(GString *out, AmuDevice *device)
 	g_string_append(out, ",\"update_policy\":");
 	cli_json_string(out, amu_update_policy_to_string(amu_device_get_update_policy(device)));
 	{
+		g_autofree char *warning = NULL;
+		g_string_append(out, ",\"support_warning\":");
+		if (amu_device_get_support_warning(device, &warning))
+			cli_json_string(out, warning);
+		else
+			g_string_append(out, "null");
+	}
+	{
 		g_autofree char *version = NULL;
 		guint64 sequence = 0;
 		g_string_append(out, ",\"firmware_known\":");
@@ -476,6 +484,11 @@ cmd_info(Cli *cli, int argc, char **argv)
 	if (disclosure != NULL) {
 		g_autofree char *text = amu_disclosure_to_text(disclosure);
 		printf("Disclosure:\n%s", text);
+	}
+	{
+		g_autofree char *warning = NULL;
+		if (amu_device_get_support_warning(device, &warning))
+			printf("Warning:      %s\n", warning);
 	}
 	{
 		AmuSyncState state;

@@ -17,6 +17,7 @@ AMU_EXPORT gboolean amu_device_has_display(AmuDevice *self);
 AMU_EXPORT char *amu_device_get_fingerprint(AmuDevice *self);
 AMU_EXPORT gint64 amu_device_get_paired_time(AmuDevice *self);
 AMU_EXPORT AmuDisclosure *amu_device_get_disclosure(AmuDevice *self);
+AMU_EXPORT gboolean amu_device_get_support_warning(AmuDevice *self, char **warning);
 
 AMU_EXPORT void amu_device_connect_async(AmuDevice *self, GCancellable *cancellable,
 					 GAsyncReadyCallback callback, gpointer user_data);
