@@ -1,6 +1,7 @@
 #!/bin/sh
 # Memcheck over the tools end to end: a simulated band (under valgrind) is
-# paired, synced, exported under a grant, verified and factory wiped by
+# paired, synced, exported under a grant, verified, set up, updated and
+# factory wiped by
 # amulet (each run under valgrind). Any memcheck error or definite leak
 # fails the run. Run by scripts/check; not part of make check (it is slow).
 set -u
@@ -37,12 +38,17 @@ grant=$(sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' "$work/out")
 vhost "export" export band --grant "$grant" --format fhir --out "$work/export"
 vhost "export verify" export verify "$work/export"
 vhost "consent log --verify" consent log --verify
+"$b/amulet-sim" make-update --out "$work/up.amupkg" --version 1.1.0 --sequence 2 --size 200000 \
+	--changed-setting heart_rate_interval_s >/dev/null || bad "make-update"
+vhost "settings" settings band heart_rate_interval_s=5
+vhost "update" update band "$work/up.amupkg" --yes
+vhost "update --check" update --check band
 vhost "factory wipe" wipe band --factory --yes
 kill "$sim" 2>/dev/null
 wait "$sim" 2>/dev/null
 if grep -q "ERROR SUMMARY: [1-9]\|definitely lost: [1-9]" "$work/sim.vg"; then
 	bad "amulet-sim: memcheck reported errors"; head -40 "$work/sim.vg"
 else
-	ok "amulet-sim: clean under memcheck through pairing, sync and a factory reset"
+	ok "amulet-sim: clean under memcheck through pairing, sync, a firmware update and a factory reset"
 fi
 finish
