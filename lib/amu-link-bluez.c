@@ -8,32 +8,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "amu-bluez.h"
+#include "amu-bluez-private.h"
 #include "amulet/amu-error.h"
 
-/* Real devices through bluetoothd's D-Bus API. The GATT link prefers the
- * sockets AcquireWrite/AcquireNotify hand out (one datagram per ATT write or
+/* The GATT link on the Amulet service, and amu_link_bluez_connect_async(),
+ * which finds the device, bonds through the agent of amu-bluez-agent.c when
+ * asked, connects and opens the link. The link prefers the sockets
+ * AcquireWrite/AcquireNotify hand out (one datagram per ATT write or
  * notification, no D-Bus round trip per datagram) and falls back to
  * WriteValue and Value notifications where bluetoothd or the device does
  * not allow acquiring. Every bus call is asynchronous with a timeout. */
 
-#define BLUEZ_NAME "org.bluez"
-#define BLUEZ_ROOT "/org/bluez"
-#define IFACE_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
-#define IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
-#define IFACE_ADAPTER "org.bluez.Adapter1"
-#define IFACE_DEVICE "org.bluez.Device1"
-#define IFACE_SERVICE "org.bluez.GattService1"
-#define IFACE_CHARACTERISTIC "org.bluez.GattCharacteristic1"
-#define IFACE_AGENT_MANAGER "org.bluez.AgentManager1"
-#define IFACE_AGENT "org.bluez.Agent1"
-
-#define BLUEZ_MISSING                                                                              \
-	"bluetoothd is not running (no org.bluez on the system bus): start it, e.g. systemctl "   \
-	"start bluetooth"
-
-/* an ordinary call; Connect and Pair wait on the radio and the user */
-#define CALL_TIMEOUT_MS 10000
+/* Connect and Pair wait on the radio and the user, longer than an ordinary
+ * call (CALL_TIMEOUT_MS) */
 #define CONNECT_TIMEOUT_MS 30000
 #define PAIR_TIMEOUT_MS 90000
 /* waits for bluetoothd's events */
@@ -46,1012 +33,6 @@
 #define WRITES_IN_FLIGHT 4
 /* notifications read per wakeup, so one busy device cannot starve the loop */
 #define RX_BATCH 64
-
-/* ------------------------------------------------------------ helpers */
-
-static gboolean
-is_address(const char *text)
-{
-	if (strlen(text) != 17)
-		return FALSE;
-	for (int i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? text[i] != ':' : !g_ascii_isxdigit(text[i]))
-			return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
-is_adapter_name(const char *text, size_t len)
-{
-	if (len < 4 || len > 6 || strncmp(text, "hci", 3) != 0)
-		return FALSE;
-	for (size_t i = 3; i < len; i++) {
-		if (!g_ascii_isdigit(text[i]))
-			return FALSE;
-	}
-	return TRUE;
-}
-
-gboolean
-amu_bluez_parse_address(const char *spec, char **adapter, char **address, GError **error)
-{
-	const char *slash;
-	const char *addr = spec;
-	size_t adapter_len = 0;
-
-	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
-	if (spec == NULL) {
-		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
-				    "no Bluetooth address given: use AA:BB:CC:DD:EE:FF or "
-				    "hciN/AA:BB:CC:DD:EE:FF");
-		return FALSE;
-	}
-	slash = strchr(spec, '/');
-	if (slash != NULL) {
-		adapter_len = (size_t)(slash - spec);
-		addr = slash + 1;
-	}
-	if ((slash != NULL && !is_adapter_name(spec, adapter_len)) || !is_address(addr)) {
-		g_set_error(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
-			    "'%s' is not a Bluetooth device address: use AA:BB:CC:DD:EE:FF or "
-			    "hciN/AA:BB:CC:DD:EE:FF",
-			    spec);
-		return FALSE;
-	}
-	if (adapter != NULL)
-		*adapter = slash != NULL ? g_strndup(spec, adapter_len) : NULL;
-	if (address != NULL)
-		*address = g_ascii_strup(addr, -1);
-	return TRUE;
-}
-
-/* "/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF" -> "hci0" */
-static char *
-adapter_name_from_path(const char *path)
-{
-	const char *start;
-	const char *end;
-
-	if (!g_str_has_prefix(path, BLUEZ_ROOT "/"))
-		return NULL;
-	start = path + strlen(BLUEZ_ROOT "/");
-	end = strchr(start, '/');
-	return end != NULL ? g_strndup(start, (gsize)(end - start)) : g_strdup(start);
-}
-
-static gboolean
-path_is_below(const char *path, const char *parent)
-{
-	size_t len = strlen(parent);
-
-	return strncmp(path, parent, len) == 0 && path[len] == '/';
-}
-
-/* Turns an error of a call to bluetoothd into an AMU_ERROR: cancellation, a
- * missing bluetoothd and time-outs get codes of their own, anything else
- * @code, with @what in front and BlueZ's error name kept in the message. */
-static GError *
-bluez_error(const GError *error, AmuError code, const char *what)
-{
-	g_autofree char *name = g_dbus_error_get_remote_error(error);
-	g_autoptr(GError) stripped = NULL;
-
-	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-		return g_error_new(AMU_ERROR, AMU_ERROR_CANCELLED, "%s: cancelled", what);
-	if (g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
-	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
-	    (name != NULL && g_str_has_prefix(name, "org.freedesktop.DBus.Error.Spawn.")))
-		return g_error_new_literal(AMU_ERROR, AMU_ERROR_NOT_SUPPORTED, BLUEZ_MISSING);
-	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
-	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
-	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_TIMEOUT))
-		code = AMU_ERROR_TIMED_OUT;
-	stripped = g_error_copy(error);
-	g_dbus_error_strip_remote_error(stripped);
-	return g_error_new(AMU_ERROR, code, "%s: %s%s%s", what, name != NULL ? name : "",
-			   name != NULL ? ": " : "", stripped->message);
-}
-
-static gboolean
-bluez_error_is(const GError *error, const char *name)
-{
-	g_autofree char *remote = g_dbus_error_get_remote_error(error);
-
-	return remote != NULL && strcmp(remote, name) == 0;
-}
-
-static void
-call_ignore_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_autofree char *what = user_data;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-
-	if (reply == NULL)
-		g_debug("%s: %s", what, error->message);
-}
-
-/* A call whose outcome changes nothing (cleanup); the pending call keeps the
- * bus connection alive until it is answered. */
-static void
-call_ignore(GDBusConnection *bus, const char *path, const char *interface, const char *method,
-	    GVariant *parameters)
-{
-	g_dbus_connection_call(bus, BLUEZ_NAME, path, interface, method, parameters, NULL,
-			       G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, call_ignore_cb,
-			       g_strdup_printf("%s.%s on %s", interface, method, path));
-}
-
-/* The a{sv} of @interface on @path in @objects (a{oa{sa{sv}}}), or NULL. */
-static GVariant *
-objects_lookup(GVariant *objects, const char *path, const char *interface)
-{
-	g_autoptr(GVariant) interfaces =
-		g_variant_lookup_value(objects, path, G_VARIANT_TYPE("a{sa{sv}}"));
-
-	if (interfaces == NULL)
-		return NULL;
-	return g_variant_lookup_value(interfaces, interface, G_VARIANT_TYPE_VARDICT);
-}
-
-static gboolean
-props_get_bool(GVariant *properties, const char *name)
-{
-	gboolean value = FALSE;
-
-	return properties != NULL && g_variant_lookup(properties, name, "b", &value) && value;
-}
-
-static gint
-compare_strings(gconstpointer a, gconstpointer b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The object path of @adapter, or of the first powered adapter when @adapter
- * is NULL, from a GetManagedObjects reply. */
-static char *
-select_adapter(GVariant *objects, const char *adapter, GError **error)
-{
-	g_autoptr(GPtrArray) paths = g_ptr_array_new();
-	GVariantIter iter;
-	const char *path;
-	GVariant *interfaces;
-
-	g_variant_iter_init(&iter, objects);
-	while (g_variant_iter_loop(&iter, "{&o@a{sa{sv}}}", &path, &interfaces)) {
-		g_autoptr(GVariant) properties =
-			g_variant_lookup_value(interfaces, IFACE_ADAPTER, G_VARIANT_TYPE_VARDICT);
-		if (properties != NULL)
-			g_ptr_array_add(paths, (gpointer)path);
-	}
-	g_ptr_array_sort(paths, compare_strings);
-	if (adapter != NULL) {
-		g_autofree char *wanted = g_strdup_printf(BLUEZ_ROOT "/%s", adapter);
-		g_autoptr(GVariant) properties = objects_lookup(objects, wanted, IFACE_ADAPTER);
-
-		if (properties == NULL) {
-			g_set_error(error, AMU_ERROR, AMU_ERROR_NOT_FOUND,
-				    "Bluetooth adapter %s not found: list the adapters with "
-				    "bluetoothctl list",
-				    adapter);
-			return NULL;
-		}
-		if (!props_get_bool(properties, "Powered")) {
-			g_set_error(error, AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-				    "%s is powered off: bluetoothctl power on", adapter);
-			return NULL;
-		}
-		return g_steal_pointer(&wanted);
-	}
-	if (paths->len == 0) {
-		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_NOT_FOUND,
-				    "no Bluetooth adapter found: plug one in, or check that it is "
-				    "not blocked (rfkill list)");
-		return NULL;
-	}
-	for (guint i = 0; i < paths->len; i++) {
-		g_autoptr(GVariant) properties =
-			objects_lookup(objects, g_ptr_array_index(paths, i), IFACE_ADAPTER);
-		if (props_get_bool(properties, "Powered"))
-			return g_strdup(g_ptr_array_index(paths, i));
-	}
-	{
-		g_autofree char *name = adapter_name_from_path(g_ptr_array_index(paths, 0));
-		g_set_error(error, AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-			    "%s is powered off: bluetoothctl power on", name);
-	}
-	return NULL;
-}
-
-/* ------------------------------------------------------------ devices */
-
-AmuBluezDevice *
-amu_bluez_device_copy(const AmuBluezDevice *device)
-{
-	AmuBluezDevice *copy = g_new(AmuBluezDevice, 1);
-
-	*copy = *device;
-	copy->adapter = g_strdup(device->adapter);
-	copy->address = g_strdup(device->address);
-	copy->name = g_strdup(device->name);
-	return copy;
-}
-
-void
-amu_bluez_device_free(AmuBluezDevice *device)
-{
-	if (device == NULL)
-		return;
-	g_free(device->adapter);
-	g_free(device->address);
-	g_free(device->name);
-	g_free(device);
-}
-
-/* One Device1 object as the scan sees it. The device advertises the Amulet
- * service if it lists it in UUIDs or sends service data for it. */
-typedef struct {
-	AmuBluezDevice device;
-	gboolean in_uuids;
-	gboolean in_service_data;
-	gboolean seen; /* advertised while we scanned */
-} DeviceEntry;
-
-static void
-device_entry_free(DeviceEntry *entry)
-{
-	g_free(entry->device.adapter);
-	g_free(entry->device.address);
-	g_free(entry->device.name);
-	g_free(entry);
-}
-
-static const char *
-profile_from_byte(guint8 profile)
-{
-	switch (profile) {
-	case 1:
-		return "band";
-	case 2:
-		return "watch";
-	case 3:
-		return "toy";
-	default:
-		return NULL;
-	}
-}
-
-static void
-device_entry_set_service_data(DeviceEntry *entry, GVariant *service_data)
-{
-	GVariantIter iter;
-	const char *uuid;
-	GVariant *value;
-
-	entry->in_service_data = FALSE;
-	entry->device.pairing_mode = FALSE;
-	entry->device.profile = NULL;
-	if (service_data == NULL)
-		return;
-	g_variant_iter_init(&iter, service_data);
-	while (g_variant_iter_loop(&iter, "{&sv}", &uuid, &value)) {
-		const guint8 *bytes;
-		gsize len = 0;
-
-		if (g_ascii_strcasecmp(uuid, AMU_GATT_SERVICE_UUID) != 0 ||
-		    !g_variant_is_of_type(value, G_VARIANT_TYPE_BYTESTRING))
-			continue;
-		bytes = g_variant_get_fixed_array(value, &len, 1);
-		entry->in_service_data = TRUE;
-		if (len >= 1)
-			entry->device.pairing_mode = (bytes[0] & AMU_BLUEZ_ADV_FLAG_PAIRING) != 0;
-		if (len >= 2)
-			entry->device.profile = profile_from_byte(bytes[1]);
-	}
-}
-
-/* Applies one Device1 property (NULL @value: invalidated). Returns TRUE if
- * it is news from an advertisement: RSSI, service data or UUIDs. */
-static gboolean
-device_entry_apply(DeviceEntry *entry, const char *name, GVariant *value)
-{
-	AmuBluezDevice *device = &entry->device;
-
-	if (strcmp(name, "Address") == 0 && value != NULL &&
-	    g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
-		g_free(device->address);
-		device->address = g_ascii_strup(g_variant_get_string(value, NULL), -1);
-	} else if (strcmp(name, "Alias") == 0) {
-		g_free(device->name);
-		device->name = value != NULL && g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)
-				       ? g_variant_dup_string(value, NULL)
-				       : NULL;
-	} else if (strcmp(name, "RSSI") == 0) {
-		device->has_rssi = value != NULL && g_variant_is_of_type(value, G_VARIANT_TYPE_INT16);
-		device->rssi = device->has_rssi ? g_variant_get_int16(value) : 0;
-		return TRUE;
-	} else if (strcmp(name, "ServiceData") == 0) {
-		device_entry_set_service_data(
-			entry, value != NULL && g_variant_is_of_type(value, G_VARIANT_TYPE_VARDICT) ? value : NULL);
-		return TRUE;
-	} else if (strcmp(name, "UUIDs") == 0) {
-		entry->in_uuids = FALSE;
-		if (value != NULL && g_variant_is_of_type(value, G_VARIANT_TYPE_STRING_ARRAY)) {
-			g_autofree const char **uuids = g_variant_get_strv(value, NULL);
-			for (guint i = 0; uuids[i] != NULL; i++) {
-				if (g_ascii_strcasecmp(uuids[i], AMU_GATT_SERVICE_UUID) == 0)
-					entry->in_uuids = TRUE;
-			}
-		}
-		return TRUE;
-	} else if (strcmp(name, "Paired") == 0) {
-		device->paired = value != NULL && g_variant_is_of_type(value, G_VARIANT_TYPE_BOOLEAN) &&
-				 g_variant_get_boolean(value);
-	} else if (strcmp(name, "Connected") == 0) {
-		device->connected = value != NULL && g_variant_is_of_type(value, G_VARIANT_TYPE_BOOLEAN) &&
-				    g_variant_get_boolean(value);
-	}
-	return FALSE;
-}
-
-/* Applies an a{sv} of changed properties and an optional list of
- * invalidated ones; returns TRUE if any was advertisement news. */
-static gboolean
-device_entry_update(DeviceEntry *entry, GVariant *changed, const char *const *invalidated)
-{
-	gboolean news = FALSE;
-	GVariantIter iter;
-	const char *name;
-	GVariant *value;
-
-	g_variant_iter_init(&iter, changed);
-	while (g_variant_iter_loop(&iter, "{&sv}", &name, &value))
-		news |= device_entry_apply(entry, name, value);
-	for (guint i = 0; invalidated != NULL && invalidated[i] != NULL; i++)
-		news |= device_entry_apply(entry, invalidated[i], NULL);
-	entry->device.amulet = entry->in_uuids || entry->in_service_data;
-	return news;
-}
-
-static DeviceEntry *
-device_entry_new(const char *path, GVariant *properties)
-{
-	DeviceEntry *entry = g_new0(DeviceEntry, 1);
-
-	entry->device.adapter = adapter_name_from_path(path);
-	device_entry_update(entry, properties, NULL);
-	return entry;
-}
-
-/* ------------------------------------------------------------ scan */
-
-typedef struct {
-	GDBusConnection *bus;
-	char *adapter; /* as asked, nullable */
-	char *adapter_path;
-	guint timeout_ms;
-	AmuBluezFoundFunc found;
-	gpointer found_data;
-	GHashTable *devices; /* object path -> DeviceEntry */
-	guint added_id;
-	guint removed_id;
-	guint changed_id;
-	GSource *timer;
-	GSource *cancel_source;
-	gboolean discovering; /* we started discovery and have to stop it */
-	gboolean stopping;    /* StopDiscovery sent: the result stands */
-	gboolean done;
-} ScanData;
-
-static void
-scan_data_free(ScanData *data)
-{
-	if (data->bus != NULL) {
-		if (data->added_id != 0)
-			g_dbus_connection_signal_unsubscribe(data->bus, data->added_id);
-		if (data->removed_id != 0)
-			g_dbus_connection_signal_unsubscribe(data->bus, data->removed_id);
-		if (data->changed_id != 0)
-			g_dbus_connection_signal_unsubscribe(data->bus, data->changed_id);
-		if (data->discovering)
-			call_ignore(data->bus, data->adapter_path, IFACE_ADAPTER, "StopDiscovery", NULL);
-	}
-	g_clear_object(&data->bus);
-	g_free(data->adapter);
-	g_free(data->adapter_path);
-	g_hash_table_unref(data->devices);
-	g_free(data);
-}
-
-/* The timer and the cancel source hold refs on the task: drop them when
- * the scan ends, whichever way it ends. */
-static void
-scan_end(ScanData *data)
-{
-	data->done = TRUE;
-	if (data->timer != NULL) {
-		g_source_destroy(data->timer);
-		g_clear_pointer(&data->timer, g_source_unref);
-	}
-	if (data->cancel_source != NULL) {
-		g_source_destroy(data->cancel_source);
-		g_clear_pointer(&data->cancel_source, g_source_unref);
-	}
-}
-
-/* Ends the scan with @error (taken); later events are ignored. */
-static void
-scan_fail(GTask *task, GError *error)
-{
-	ScanData *data = g_task_get_task_data(task);
-
-	if (data->done) {
-		g_error_free(error);
-		return;
-	}
-	g_object_ref(task);
-	scan_end(data);
-	g_task_return_error(task, error);
-	g_object_unref(task);
-}
-
-static void
-scan_report(ScanData *data, DeviceEntry *entry)
-{
-	if (data->done || !entry->seen || !entry->device.amulet || entry->device.address == NULL)
-		return;
-	if (data->found != NULL)
-		data->found(&entry->device, data->found_data);
-}
-
-static void
-scan_interfaces_added_cb(GDBusConnection *bus, const char *sender, const char *object_path,
-			 const char *interface, const char *signal, GVariant *parameters,
-			 gpointer user_data)
-{
-	ScanData *data = user_data;
-	g_autoptr(GVariant) interfaces = NULL;
-	g_autoptr(GVariant) properties = NULL;
-	const char *path;
-	DeviceEntry *entry;
-
-	if (data->done || data->stopping || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oa{sa{sv}})")))
-		return;
-	g_variant_get(parameters, "(&o@a{sa{sv}})", &path, &interfaces);
-	if (data->adapter_path == NULL || !path_is_below(path, data->adapter_path))
-		return;
-	properties = g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
-	if (properties == NULL)
-		return;
-	entry = device_entry_new(path, properties);
-	entry->seen = TRUE;
-	g_hash_table_replace(data->devices, g_strdup(path), entry);
-	scan_report(data, entry);
-}
-
-static void
-scan_interfaces_removed_cb(GDBusConnection *bus, const char *sender, const char *object_path,
-			   const char *interface, const char *signal, GVariant *parameters,
-			   gpointer user_data)
-{
-	ScanData *data = user_data;
-	g_autofree const char **interfaces = NULL;
-	const char *path;
-
-	if (data->done || data->stopping || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oas)")))
-		return;
-	g_variant_get(parameters, "(&o^a&s)", &path, &interfaces);
-	if (g_strv_contains(interfaces, IFACE_DEVICE))
-		g_hash_table_remove(data->devices, path);
-}
-
-static void
-scan_properties_changed_cb(GDBusConnection *bus, const char *sender, const char *object_path,
-			   const char *interface, const char *signal, GVariant *parameters,
-			   gpointer user_data)
-{
-	ScanData *data = user_data;
-	g_autoptr(GVariant) changed = NULL;
-	g_autofree const char **invalidated = NULL;
-	const char *changed_interface;
-	DeviceEntry *entry;
-
-	if (data->done || data->stopping || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
-		return;
-	entry = g_hash_table_lookup(data->devices, object_path);
-	if (entry == NULL)
-		return;
-	g_variant_get(parameters, "(&s@a{sv}^a&s)", &changed_interface, &changed, &invalidated);
-	if (strcmp(changed_interface, IFACE_DEVICE) != 0)
-		return;
-	if (device_entry_update(entry, changed, invalidated)) {
-		entry->seen = TRUE;
-		scan_report(data, entry);
-	}
-}
-
-static void
-scan_subscribe(ScanData *data)
-{
-	data->added_id = g_dbus_connection_signal_subscribe(
-		data->bus, BLUEZ_NAME, IFACE_OBJECT_MANAGER, "InterfacesAdded", "/", NULL,
-		G_DBUS_SIGNAL_FLAGS_NONE, scan_interfaces_added_cb, data, NULL);
-	data->removed_id = g_dbus_connection_signal_subscribe(
-		data->bus, BLUEZ_NAME, IFACE_OBJECT_MANAGER, "InterfacesRemoved", "/", NULL,
-		G_DBUS_SIGNAL_FLAGS_NONE, scan_interfaces_removed_cb, data, NULL);
-	data->changed_id = g_dbus_connection_signal_subscribe(
-		data->bus, BLUEZ_NAME, IFACE_PROPERTIES, "PropertiesChanged", NULL, IFACE_DEVICE,
-		G_DBUS_SIGNAL_FLAGS_NONE, scan_properties_changed_cb, data, NULL);
-}
-
-static gint
-compare_devices(gconstpointer a, gconstpointer b)
-{
-	const AmuBluezDevice *device_a = *(const AmuBluezDevice *const *)a;
-	const AmuBluezDevice *device_b = *(const AmuBluezDevice *const *)b;
-	int cmp = g_strcmp0(device_a->address, device_b->address);
-
-	return cmp != 0 ? cmp : g_strcmp0(device_a->adapter, device_b->adapter);
-}
-
-static void
-scan_stop_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_autoptr(GTask) task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func((GDestroyNotify)amu_bluez_device_free);
-	GHashTableIter iter;
-	DeviceEntry *entry;
-
-	/* a failed stop leaves nothing for us to undo: bluetoothd ends the
-	 * discovery session of a client that is gone or asked twice */
-	if (reply == NULL)
-		g_debug("stopping discovery on %s: %s", data->adapter_path, error->message);
-	if (data->done)
-		return;
-	g_hash_table_iter_init(&iter, data->devices);
-	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&entry)) {
-		if (entry->seen && entry->device.amulet && entry->device.address != NULL)
-			g_ptr_array_add(devices, amu_bluez_device_copy(&entry->device));
-	}
-	g_ptr_array_sort(devices, compare_devices);
-	scan_end(data);
-	g_task_return_pointer(task, g_steal_pointer(&devices), (GDestroyNotify)g_ptr_array_unref);
-}
-
-static gboolean
-scan_timer_cb(gpointer user_data)
-{
-	GTask *task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-
-	g_clear_pointer(&data->timer, g_source_unref);
-	if (data->done)
-		return G_SOURCE_REMOVE;
-	/* what comes now is the end of discovery (bluetoothd drops the RSSI
-	 * values), not news about the devices */
-	data->stopping = TRUE;
-	data->discovering = FALSE;
-	g_dbus_connection_call(data->bus, BLUEZ_NAME, data->adapter_path, IFACE_ADAPTER,
-			       "StopDiscovery", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS,
-			       NULL, scan_stop_cb, g_object_ref(task));
-	return G_SOURCE_REMOVE;
-}
-
-static gboolean
-scan_cancelled_cb(GCancellable *cancellable, gpointer user_data)
-{
-	GTask *task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-
-	g_clear_pointer(&data->cancel_source, g_source_unref);
-	scan_fail(task, g_error_new_literal(AMU_ERROR, AMU_ERROR_CANCELLED, "the scan was cancelled"));
-	return G_SOURCE_REMOVE;
-}
-
-static void
-scan_started_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_autoptr(GTask) task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-	g_autofree char *name = adapter_name_from_path(data->adapter_path);
-
-	if (reply == NULL) {
-		/* another discovery of ours is still running: it serves this scan too */
-		if (!bluez_error_is(error, "org.bluez.Error.InProgress")) {
-			g_autofree char *what = g_strdup_printf("cannot start discovery on %s", name);
-			if (bluez_error_is(error, "org.bluez.Error.NotReady")) {
-				scan_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-							    "%s is powered off: bluetoothctl power on", name));
-				return;
-			}
-			scan_fail(task, bluez_error(error, AMU_ERROR_IO, what));
-			return;
-		}
-	} else {
-		data->discovering = TRUE;
-	}
-	if (data->done)
-		return;
-	data->timer = g_timeout_source_new(data->timeout_ms);
-	g_source_set_callback(data->timer, scan_timer_cb, g_object_ref(task), g_object_unref);
-	g_source_attach(data->timer, g_main_context_get_thread_default());
-	if (g_task_get_cancellable(task) != NULL) {
-		data->cancel_source = g_cancellable_source_new(g_task_get_cancellable(task));
-		g_source_set_callback(data->cancel_source, G_SOURCE_FUNC(scan_cancelled_cb),
-				      g_object_ref(task), g_object_unref);
-		g_source_attach(data->cancel_source, g_main_context_get_thread_default());
-	}
-}
-
-static GVariant *
-discovery_filter(gboolean amulet_only)
-{
-	GVariantBuilder builder;
-
-	g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
-	g_variant_builder_add(&builder, "{sv}", "Transport", g_variant_new_string("le"));
-	if (amulet_only) {
-		const char *uuids[] = {AMU_GATT_SERVICE_UUID, NULL};
-		g_variant_builder_add(&builder, "{sv}", "UUIDs", g_variant_new_strv(uuids, -1));
-	}
-	return g_variant_new("(a{sv})", &builder);
-}
-
-static void
-scan_filter_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_autoptr(GTask) task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-
-	if (reply == NULL) {
-		g_autofree char *name = adapter_name_from_path(data->adapter_path);
-		g_autofree char *what = g_strdup_printf("cannot set the discovery filter on %s", name);
-		scan_fail(task, bluez_error(error, AMU_ERROR_IO, what));
-		return;
-	}
-	g_dbus_connection_call(data->bus, BLUEZ_NAME, data->adapter_path, IFACE_ADAPTER,
-			       "StartDiscovery", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS,
-			       g_task_get_cancellable(task), scan_started_cb, g_object_ref(task));
-}
-
-static void
-scan_objects_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_autoptr(GTask) task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-	g_autoptr(GVariant) objects = NULL;
-	GVariantIter iter;
-	const char *path;
-	GVariant *interfaces;
-
-	if (reply == NULL) {
-		scan_fail(task, bluez_error(error, AMU_ERROR_IO, "cannot list bluetoothd's objects"));
-		return;
-	}
-	objects = g_variant_get_child_value(reply, 0);
-	data->adapter_path = select_adapter(objects, data->adapter, &error);
-	if (data->adapter_path == NULL) {
-		scan_fail(task, g_steal_pointer(&error));
-		return;
-	}
-	/* devices bluetoothd knows already count if they were heard lately:
-	 * bluetoothd keeps an RSSI only for those */
-	g_variant_iter_init(&iter, objects);
-	while (g_variant_iter_loop(&iter, "{&o@a{sa{sv}}}", &path, &interfaces)) {
-		g_autoptr(GVariant) properties = NULL;
-		DeviceEntry *entry;
-
-		if (!path_is_below(path, data->adapter_path) ||
-		    g_hash_table_contains(data->devices, path))
-			continue;
-		properties = g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
-		if (properties == NULL)
-			continue;
-		entry = device_entry_new(path, properties);
-		entry->seen = entry->device.has_rssi;
-		g_hash_table_insert(data->devices, g_strdup(path), entry);
-		scan_report(data, entry);
-	}
-	if (data->done)
-		return;
-	g_dbus_connection_call(data->bus, BLUEZ_NAME, data->adapter_path, IFACE_ADAPTER,
-			       "SetDiscoveryFilter", discovery_filter(TRUE), NULL,
-			       G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, g_task_get_cancellable(task),
-			       scan_filter_cb, g_object_ref(task));
-}
-
-static void
-scan_bus_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_autoptr(GTask) task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-
-	data->bus = g_bus_get_finish(result, &error);
-	if (data->bus == NULL) {
-		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-			scan_fail(task, g_error_new_literal(AMU_ERROR, AMU_ERROR_CANCELLED,
-							    "the scan was cancelled"));
-			return;
-		}
-		scan_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-					    "cannot reach the system bus (%s): is D-Bus running?",
-					    error->message));
-		return;
-	}
-	/* subscribe first, so nothing that happens after the listing is missed */
-	scan_subscribe(data);
-	g_dbus_connection_call(data->bus, BLUEZ_NAME, "/", IFACE_OBJECT_MANAGER,
-			       "GetManagedObjects", NULL, G_VARIANT_TYPE("(a{oa{sa{sv}}})"),
-			       G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, g_task_get_cancellable(task),
-			       scan_objects_cb, g_object_ref(task));
-}
-
-void
-amu_bluez_scan_async(const char *adapter, guint timeout_ms, AmuBluezFoundFunc found,
-		     gpointer found_data, GCancellable *cancellable, GAsyncReadyCallback callback,
-		     gpointer user_data)
-{
-	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
-	ScanData *data = g_new0(ScanData, 1);
-
-	g_task_set_source_tag(task, amu_bluez_scan_async);
-	/* errors are AMU_ERROR_CANCELLED, not GIO's */
-	g_task_set_check_cancellable(task, FALSE);
-	data->adapter = g_strdup(adapter);
-	data->timeout_ms = timeout_ms;
-	data->found = found;
-	data->found_data = found_data;
-	data->devices = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					      (GDestroyNotify)device_entry_free);
-	g_task_set_task_data(task, data, (GDestroyNotify)scan_data_free);
-	if (adapter != NULL && !is_adapter_name(adapter, strlen(adapter))) {
-		scan_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
-					    "'%s' is not an adapter name: use hciN, e.g. hci0", adapter));
-		return;
-	}
-	g_bus_get(G_BUS_TYPE_SYSTEM, cancellable, scan_bus_cb, g_object_ref(task));
-}
-
-GPtrArray *
-amu_bluez_scan_finish(GAsyncResult *result, GError **error)
-{
-	g_return_val_if_fail(g_task_is_valid(result, NULL), NULL);
-	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
-	return g_task_propagate_pointer(G_TASK(result), error);
-}
-
-/* ------------------------------------------------------------ passkey */
-
-struct AmuBluezPasskey {
-	int ref_count;
-	guint32 value;
-	char *address;
-	GDBusMethodInvocation *invocation; /* until answered or withdrawn */
-	gboolean cancelled;
-	gboolean answered;
-	gboolean accepted;
-};
-
-static AmuBluezPasskey *
-passkey_new(guint32 value, const char *address, GDBusMethodInvocation *invocation)
-{
-	AmuBluezPasskey *passkey = g_new0(AmuBluezPasskey, 1);
-
-	passkey->ref_count = 1;
-	passkey->value = value;
-	passkey->address = g_strdup(address);
-	/* the agent's method handler owns the invocation: it passes it on */
-	passkey->invocation = invocation;
-	return passkey;
-}
-
-AmuBluezPasskey *
-amu_bluez_passkey_ref(AmuBluezPasskey *passkey)
-{
-	g_return_val_if_fail(passkey != NULL, NULL);
-	passkey->ref_count++;
-	return passkey;
-}
-
-static void
-passkey_withdraw(AmuBluezPasskey *passkey, const char *error_name, const char *message)
-{
-	GDBusMethodInvocation *invocation = g_steal_pointer(&passkey->invocation);
-
-	if (invocation != NULL)
-		g_dbus_method_invocation_return_dbus_error(invocation, error_name, message);
-}
-
-void
-amu_bluez_passkey_unref(AmuBluezPasskey *passkey)
-{
-	if (passkey == NULL || --passkey->ref_count > 0)
-		return;
-	/* nobody can answer any more: an unanswered request is a no */
-	passkey_withdraw(passkey, "org.bluez.Error.Rejected", "the passkey was not confirmed");
-	g_free(passkey->address);
-	g_free(passkey);
-}
-
-guint32
-amu_bluez_passkey_get_value(AmuBluezPasskey *passkey)
-{
-	g_return_val_if_fail(passkey != NULL, 0);
-	return passkey->value;
-}
-
-const char *
-amu_bluez_passkey_get_address(AmuBluezPasskey *passkey)
-{
-	g_return_val_if_fail(passkey != NULL, NULL);
-	return passkey->address;
-}
-
-gboolean
-amu_bluez_passkey_is_cancelled(AmuBluezPasskey *passkey)
-{
-	g_return_val_if_fail(passkey != NULL, FALSE);
-	return passkey->cancelled;
-}
-
-void
-amu_bluez_passkey_reply(AmuBluezPasskey *passkey, gboolean accept)
-{
-	GDBusMethodInvocation *invocation;
-
-	g_return_if_fail(passkey != NULL);
-	if (passkey->answered || passkey->cancelled || passkey->invocation == NULL)
-		return;
-	passkey->answered = TRUE;
-	passkey->accepted = accept;
-	invocation = g_steal_pointer(&passkey->invocation);
-	if (accept)
-		g_dbus_method_invocation_return_value(invocation, NULL);
-	else
-		g_dbus_method_invocation_return_dbus_error(invocation, "org.bluez.Error.Rejected",
-							   "the passkey was rejected by the user");
-}
-
-static void
-passkey_cancel(AmuBluezPasskey *passkey)
-{
-	if (passkey->answered || passkey->cancelled)
-		return;
-	passkey->cancelled = TRUE;
-	passkey_withdraw(passkey, "org.bluez.Error.Canceled", "the request was cancelled");
-}
-
-/* ------------------------------------------------------------ agent */
-
-static const char agent_xml[] =
-	"<node>"
-	" <interface name='org.bluez.Agent1'>"
-	"  <method name='Release'/>"
-	"  <method name='RequestPinCode'>"
-	"   <arg type='o' name='device' direction='in'/>"
-	"   <arg type='s' name='pincode' direction='out'/>"
-	"  </method>"
-	"  <method name='DisplayPinCode'>"
-	"   <arg type='o' name='device' direction='in'/>"
-	"   <arg type='s' name='pincode' direction='in'/>"
-	"  </method>"
-	"  <method name='RequestPasskey'>"
-	"   <arg type='o' name='device' direction='in'/>"
-	"   <arg type='u' name='passkey' direction='out'/>"
-	"  </method>"
-	"  <method name='DisplayPasskey'>"
-	"   <arg type='o' name='device' direction='in'/>"
-	"   <arg type='u' name='passkey' direction='in'/>"
-	"   <arg type='q' name='entered' direction='in'/>"
-	"  </method>"
-	"  <method name='RequestConfirmation'>"
-	"   <arg type='o' name='device' direction='in'/>"
-	"   <arg type='u' name='passkey' direction='in'/>"
-	"  </method>"
-	"  <method name='RequestAuthorization'>"
-	"   <arg type='o' name='device' direction='in'/>"
-	"  </method>"
-	"  <method name='AuthorizeService'>"
-	"   <arg type='o' name='device' direction='in'/>"
-	"   <arg type='s' name='uuid' direction='in'/>"
-	"  </method>"
-	"  <method name='Cancel'/>"
-	" </interface>"
-	"</node>";
-
-/* The agent object on the bus while one Pair call runs. bluetoothd asks the
- * agent of the connection that called Pair, so no default agent is needed. */
-typedef struct {
-	int ref_count;
-	char *path;
-	char *device_path;
-	char *address;
-	AmuBluezPasskeyFunc func; /* NULL once the pairing is over */
-	gpointer func_data;
-	AmuBluezPasskey *passkey; /* the last request */
-	gboolean released;
-} Agent;
-
-static Agent *
-agent_ref(Agent *agent)
-{
-	agent->ref_count++;
-	return agent;
-}
-
-static void
-agent_unref(Agent *agent)
-{
-	if (agent == NULL || --agent->ref_count > 0)
-		return;
-	amu_bluez_passkey_unref(agent->passkey);
-	g_free(agent->path);
-	g_free(agent->device_path);
-	g_free(agent->address);
-	g_free(agent);
-}
-
-static void
-agent_method_call(GDBusConnection *bus, const char *sender, const char *object_path,
-		  const char *interface, const char *method, GVariant *parameters,
-		  GDBusMethodInvocation *invocation, gpointer user_data)
-{
-	Agent *agent = user_data;
-	const char *device_path = NULL;
-	guint32 value = 0;
-
-	if (strcmp(method, "Release") == 0 || strcmp(method, "Cancel") == 0) {
-		if (agent->passkey != NULL)
-			passkey_cancel(agent->passkey);
-		if (strcmp(method, "Release") == 0)
-			agent->released = TRUE;
-		g_dbus_method_invocation_return_value(invocation, NULL);
-		return;
-	}
-	if (strcmp(method, "DisplayPasskey") == 0 || strcmp(method, "DisplayPinCode") == 0) {
-		/* only for legacy or passkey-entry pairing, which the bond we
-		 * want does not use; nothing to show */
-		g_dbus_method_invocation_return_value(invocation, NULL);
-		return;
-	}
-	if (strcmp(method, "RequestConfirmation") != 0) {
-		/* PIN codes, passkey entry and authorizations are not how an
-		 * Amulet device bonds: refuse them */
-		g_dbus_method_invocation_return_dbus_error(invocation, "org.bluez.Error.Rejected",
-							   "Amulet bonds with numeric comparison only");
-		return;
-	}
-	g_variant_get(parameters, "(&ou)", &device_path, &value);
-	if (agent->func == NULL || strcmp(device_path, agent->device_path) != 0 || value > 999999) {
-		g_dbus_method_invocation_return_dbus_error(invocation, "org.bluez.Error.Rejected",
-							   "no pairing with this device was asked for");
-		return;
-	}
-	if (agent->passkey != NULL) {
-		passkey_cancel(agent->passkey);
-		amu_bluez_passkey_unref(agent->passkey);
-	}
-	agent->passkey = passkey_new(value, agent->address, invocation);
-	agent_ref(agent);
-	agent->func(agent->passkey, agent->func_data);
-	agent_unref(agent);
-}
-
-static const GDBusInterfaceVTable agent_vtable = {
-	.method_call = agent_method_call,
-};
 
 /* ------------------------------------------------------------ link */
 
@@ -1153,8 +134,8 @@ link_out_cb(int fd, GIOCondition condition, gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-/* Writes queued datagrams until the socket is full; FALSE (errno set) on a
- * hard error. */
+/* Writes queued datagrams until the socket is full (then waits for it to
+ * drain); a hard error loses the link. */
 static void
 link_flush_socket(AmuLinkBluez *self)
 {
@@ -1306,9 +287,15 @@ link_close(AmuLink *link)
 	if (g_dbus_connection_is_closed(self->bus))
 		return;
 	if (self->notifying)
-		call_ignore(self->bus, self->tx_path, IFACE_CHARACTERISTIC, "StopNotify", NULL);
+		amu_bluez_call_ignore(self->bus, self->tx_path, IFACE_CHARACTERISTIC, "StopNotify",
+				      NULL);
 	self->notifying = FALSE;
-	call_ignore(self->bus, self->device_path, IFACE_DEVICE, "Disconnect", NULL);
+	amu_bluez_call_ignore(self->bus, self->device_path, IFACE_DEVICE, "Disconnect", NULL);
+	/* A program often exits right after closing its link, and GDBus
+	 * writes from a thread of its own: hand the calls to the socket now,
+	 * or bluetoothd keeps the radio link up for nobody. This waits for a
+	 * local write only, not for bluetoothd. */
+	g_dbus_connection_flush_sync(self->bus, NULL, NULL);
 }
 
 static void
@@ -1488,7 +475,7 @@ typedef struct {
 	gboolean discovering;	 /* looking for the device: stop discovery when done */
 	gboolean waiting_device; /* for InterfacesAdded of the device */
 	gboolean waiting_resolve; /* for ServicesResolved */
-	Agent *agent;
+	AmuBluezAgent *agent;
 	char *agent_path;
 	guint agent_registration;
 	gboolean agent_registered; /* with AgentManager1 */
@@ -1520,17 +507,14 @@ static void
 connect_remove_agent(ConnectData *data)
 {
 	if (data->agent_registered && !g_dbus_connection_is_closed(data->bus))
-		call_ignore(data->bus, BLUEZ_ROOT, IFACE_AGENT_MANAGER, "UnregisterAgent",
-			    g_variant_new("(o)", data->agent_path));
+		amu_bluez_agent_unregister(data->bus, data->agent_path);
 	data->agent_registered = FALSE;
 	if (data->agent_registration != 0)
 		g_dbus_connection_unregister_object(data->bus, data->agent_registration);
 	data->agent_registration = 0;
 	if (data->agent != NULL) {
-		data->agent->func = NULL;
-		if (data->agent->passkey != NULL)
-			passkey_cancel(data->agent->passkey);
-		g_clear_pointer(&data->agent, agent_unref);
+		amu_bluez_agent_stop(data->agent);
+		g_clear_pointer(&data->agent, amu_bluez_agent_unref);
 	}
 }
 
@@ -1548,15 +532,21 @@ connect_data_cleanup(ConnectData *data)
 			g_dbus_connection_signal_unsubscribe(data->bus, data->changed_id);
 		data->added_id = data->changed_id = 0;
 		if (data->pairing && bus_open)
-			call_ignore(data->bus, data->device_path, IFACE_DEVICE, "CancelPairing", NULL);
+			amu_bluez_call_ignore(data->bus, data->device_path, IFACE_DEVICE,
+					      "CancelPairing", NULL);
 		data->pairing = FALSE;
 		connect_remove_agent(data);
 		if (data->discovering && bus_open)
-			call_ignore(data->bus, data->adapter_path, IFACE_ADAPTER, "StopDiscovery", NULL);
+			amu_bluez_call_ignore(data->bus, data->adapter_path, IFACE_ADAPTER,
+					      "StopDiscovery", NULL);
 		data->discovering = FALSE;
 		if (data->connect_sent && bus_open)
-			call_ignore(data->bus, data->device_path, IFACE_DEVICE, "Disconnect", NULL);
+			amu_bluez_call_ignore(data->bus, data->device_path, IFACE_DEVICE, "Disconnect",
+					      NULL);
 		data->connect_sent = FALSE;
+		/* the caller may exit right after a failure: see link_close() */
+		if (bus_open)
+			g_dbus_connection_flush_sync(data->bus, NULL, NULL);
 	}
 	if (data->link != NULL) {
 		/* the link does its own Disconnect */
@@ -1700,7 +690,7 @@ connect_interfaces_added_cb(GDBusConnection *bus, const char *sender, const char
 	    !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oa{sa{sv}})")))
 		return;
 	g_variant_get(parameters, "(&o@a{sa{sv}})", &path, &interfaces);
-	if (!path_is_below(path, data->adapter_path))
+	if (!amu_bluez_path_is_below(path, data->adapter_path))
 		return;
 	properties = g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
 	if (properties == NULL || !g_variant_lookup(properties, "Address", "&s", &address) ||
@@ -1758,8 +748,8 @@ connect_take_fd_list(GObject *source, GAsyncResult *result, GVariant **reply, GE
 static gboolean
 acquire_unsupported(const GError *error)
 {
-	return bluez_error_is(error, "org.bluez.Error.NotSupported") ||
-	       bluez_error_is(error, "org.bluez.Error.NotPermitted") ||
+	return amu_bluez_error_is(error, "org.bluez.Error.NotSupported") ||
+	       amu_bluez_error_is(error, "org.bluez.Error.NotPermitted") ||
 	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
 }
 
@@ -1794,7 +784,7 @@ connect_start_notify_cb(GObject *source, GAsyncResult *result, gpointer user_dat
 	if (reply == NULL) {
 		g_autofree char *what =
 			g_strdup_printf("cannot turn on notifications from %s", data->address);
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO, what));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
 		return;
 	}
 	data->link->notifying = TRUE;
@@ -1812,9 +802,11 @@ static void
 connect_fallback(GTask *task, GVariant *objects)
 {
 	ConnectData *data = g_task_get_task_data(task);
-	g_autoptr(GVariant) rx = objects_lookup(objects, data->rx_path, IFACE_CHARACTERISTIC);
-	g_autoptr(GVariant) tx = objects_lookup(objects, data->tx_path, IFACE_CHARACTERISTIC);
-	g_autofree char *adapter = adapter_name_from_path(data->device_path);
+	g_autoptr(GVariant) rx =
+		amu_bluez_objects_lookup(objects, data->rx_path, IFACE_CHARACTERISTIC);
+	g_autoptr(GVariant) tx =
+		amu_bluez_objects_lookup(objects, data->tx_path, IFACE_CHARACTERISTIC);
+	g_autofree char *adapter = amu_bluez_adapter_name_from_path(data->device_path);
 	guint16 rx_mtu = ATT_MTU_MIN;
 	guint16 tx_mtu = ATT_MTU_MIN;
 	guint16 mtu;
@@ -1846,7 +838,7 @@ connect_fallback_objects_cb(GObject *source, GAsyncResult *result, gpointer user
 	if (data->done)
 		return;
 	if (reply == NULL) {
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO, "cannot list bluetoothd's objects"));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, "cannot list bluetoothd's objects"));
 		return;
 	}
 	objects = g_variant_get_child_value(reply, 0);
@@ -1888,7 +880,7 @@ connect_acquire_notify_cb(GObject *source, GAsyncResult *result, gpointer user_d
 			return;
 		}
 		what = g_strdup_printf("cannot receive notifications from %s", data->address);
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO, what));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
 		return;
 	}
 	data->notify_fd = acquired_fd(reply, fd_list, &mtu, &error);
@@ -1904,7 +896,7 @@ connect_acquire_notify_cb(GObject *source, GAsyncResult *result, gpointer user_d
 					       att_mtu, data->address, ATT_MTU_MIN, ATT_MTU_MAX));
 		return;
 	}
-	adapter = adapter_name_from_path(data->device_path);
+	adapter = amu_bluez_adapter_name_from_path(data->device_path);
 	link = link_new(data->bus, adapter, data->address, data->device_path, data->rx_path,
 			data->tx_path);
 	link_start_acquired(link, data->write_fd, data->notify_fd, att_mtu);
@@ -1936,7 +928,7 @@ connect_acquire_write_cb(GObject *source, GAsyncResult *result, gpointer user_da
 			return;
 		}
 		what = g_strdup_printf("cannot write to %s", data->address);
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO, what));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
 		return;
 	}
 	data->write_fd = acquired_fd(reply, fd_list, &data->write_mtu, &error);
@@ -1967,7 +959,7 @@ find_gatt_object(GVariant *objects, const char *parent, const char *parent_prope
 		const char *object_uuid = NULL;
 		const char *object_parent = NULL;
 
-		if (properties == NULL || !path_is_below(path, parent) ||
+		if (properties == NULL || !amu_bluez_path_is_below(path, parent) ||
 		    !g_variant_lookup(properties, "UUID", "&s", &object_uuid) ||
 		    g_ascii_strcasecmp(object_uuid, uuid) != 0)
 			continue;
@@ -1979,7 +971,7 @@ find_gatt_object(GVariant *objects, const char *parent, const char *parent_prope
 	if (paths->len == 0)
 		return NULL;
 	/* the lowest handle when a device lists a service twice */
-	g_ptr_array_sort(paths, compare_strings);
+	g_ptr_array_sort(paths, amu_bluez_compare_strings);
 	return g_strdup(g_ptr_array_index(paths, 0));
 }
 
@@ -1996,7 +988,7 @@ connect_gatt_objects_cb(GObject *source, GAsyncResult *result, gpointer user_dat
 	if (data->done)
 		return;
 	if (reply == NULL) {
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO, "cannot list bluetoothd's objects"));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, "cannot list bluetoothd's objects"));
 		return;
 	}
 	objects = g_variant_get_child_value(reply, 0);
@@ -2043,8 +1035,8 @@ connect_connect_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	if (reply == NULL) {
 		g_autofree char *what = g_strdup_printf(
 			"cannot connect to %s (is it on and in range?)", data->address);
-		if (!bluez_error_is(error, "org.bluez.Error.AlreadyConnected")) {
-			connect_fail(task, bluez_error(error, AMU_ERROR_IO, what));
+		if (!amu_bluez_error_is(error, "org.bluez.Error.AlreadyConnected")) {
+			connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
 			return;
 		}
 	}
@@ -2087,12 +1079,11 @@ connect_pair_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		data->pairing = FALSE;
 	if (data->done)
 		return;
-	user_rejected = data->agent != NULL && data->agent->passkey != NULL &&
-			data->agent->passkey->answered && !data->agent->passkey->accepted;
+	user_rejected = data->agent != NULL && amu_bluez_agent_user_rejected(data->agent);
 	connect_remove_agent(data);
-	if (reply == NULL && !bluez_error_is(error, "org.bluez.Error.AlreadyExists")) {
+	if (reply == NULL && !amu_bluez_error_is(error, "org.bluez.Error.AlreadyExists")) {
 		g_autofree char *what = NULL;
-		if (user_rejected || bluez_error_is(error, "org.bluez.Error.AuthenticationRejected")) {
+		if (user_rejected || amu_bluez_error_is(error, "org.bluez.Error.AuthenticationRejected")) {
 			connect_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_REJECTED,
 						       "pairing with %s was rejected: the passkeys "
 						       "must be confirmed on both sides",
@@ -2100,7 +1091,7 @@ connect_pair_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 			return;
 		}
 		what = g_strdup_printf("link-layer pairing with %s failed", data->address);
-		connect_fail(task, bluez_error(error, AMU_ERROR_AUTH_FAILED, what));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_AUTH_FAILED, what));
 		return;
 	}
 	connect_start_connect(task);
@@ -2119,8 +1110,8 @@ connect_register_agent_cb(GObject *source, GAsyncResult *result, gpointer user_d
 	if (data->done)
 		return;
 	if (reply == NULL) {
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO,
-					       "cannot register a pairing agent with bluetoothd"));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO,
+						   "cannot register a pairing agent with bluetoothd"));
 		return;
 	}
 	data->pairing = TRUE;
@@ -2131,31 +1122,21 @@ connect_register_agent_cb(GObject *source, GAsyncResult *result, gpointer user_d
 static void
 connect_start_pairing(GTask *task)
 {
-	static guint agent_counter;
 	ConnectData *data = g_task_get_task_data(task);
-	g_autoptr(GDBusNodeInfo) node = g_dbus_node_info_new_for_xml(agent_xml, NULL);
 	g_autoptr(GError) error = NULL;
-	Agent *agent = g_new0(Agent, 1);
+	AmuBluezAgent *agent = amu_bluez_agent_new(data->device_path, data->address,
+						   data->passkey_func, data->passkey_data);
 
-	agent->ref_count = 1;
-	agent->path = g_strdup_printf("/org/amulet/agent%u", g_atomic_int_add(&agent_counter, 1));
-	agent->device_path = g_strdup(data->device_path);
-	agent->address = g_strdup(data->address);
-	agent->func = data->passkey_func;
-	agent->func_data = data->passkey_data;
 	data->agent = agent;
-	data->agent_path = g_strdup(agent->path);
-	data->agent_registration = g_dbus_connection_register_object(
-		data->bus, agent->path, node->interfaces[0], &agent_vtable, agent_ref(agent),
-		(GDestroyNotify)agent_unref, &error);
+	data->agent_path = g_strdup(amu_bluez_agent_get_path(agent));
+	data->agent_registration = amu_bluez_agent_export(agent, data->bus, &error);
 	if (data->agent_registration == 0) {
 		connect_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_FAILED,
 					       "cannot export the pairing agent: %s", error->message));
 		return;
 	}
-	connect_call(task, BLUEZ_ROOT, IFACE_AGENT_MANAGER, "RegisterAgent",
-		     g_variant_new("(os)", agent->path, "DisplayYesNo"), NULL, CALL_TIMEOUT_MS,
-		     connect_register_agent_cb);
+	amu_bluez_agent_register(agent, data->bus, g_task_get_cancellable(task),
+				 connect_register_agent_cb, g_object_ref(task));
 }
 
 /* -- finding the device */
@@ -2170,11 +1151,12 @@ connect_device_found(GTask *task, const char *path, GVariant *properties)
 	if (data->adapter_path == NULL)
 		data->adapter_path = g_strndup(path, (gsize)(strrchr(path, '/') - path));
 	if (data->discovering) {
-		call_ignore(data->bus, data->adapter_path, IFACE_ADAPTER, "StopDiscovery", NULL);
+		amu_bluez_call_ignore(data->bus, data->adapter_path, IFACE_ADAPTER, "StopDiscovery",
+				      NULL);
 		data->discovering = FALSE;
 	}
-	data->connected = props_get_bool(properties, "Connected");
-	data->services_resolved = props_get_bool(properties, "ServicesResolved");
+	data->connected = amu_bluez_props_get_bool(properties, "Connected");
+	data->services_resolved = amu_bluez_props_get_bool(properties, "ServicesResolved");
 	data->changed_id = g_dbus_connection_signal_subscribe(
 		data->bus, BLUEZ_NAME, IFACE_PROPERTIES, "PropertiesChanged", path, IFACE_DEVICE,
 		G_DBUS_SIGNAL_FLAGS_NONE, connect_device_changed_cb, task, NULL);
@@ -2182,7 +1164,7 @@ connect_device_found(GTask *task, const char *path, GVariant *properties)
 		connect_start_pairing(task);
 		return;
 	}
-	if (!props_get_bool(properties, "Paired")) {
+	if (!amu_bluez_props_get_bool(properties, "Paired")) {
 		connect_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_AUTH_FAILED,
 					       "the link-layer bond with %s is gone: unpair and pair "
 					       "again",
@@ -2203,17 +1185,18 @@ connect_discovery_started_cb(GObject *source, GAsyncResult *result, gpointer use
 	if (reply != NULL) {
 		if (data->done || !data->waiting_device) {
 			/* found, failed or cancelled meanwhile */
-			call_ignore(data->bus, data->adapter_path, IFACE_ADAPTER, "StopDiscovery", NULL);
+			amu_bluez_call_ignore(data->bus, data->adapter_path, IFACE_ADAPTER,
+					      "StopDiscovery", NULL);
 			return;
 		}
 		data->discovering = TRUE;
 		return;
 	}
-	if (data->done || bluez_error_is(error, "org.bluez.Error.InProgress"))
+	if (data->done || amu_bluez_error_is(error, "org.bluez.Error.InProgress"))
 		return;
 	{
 		g_autofree char *what = g_strdup_printf("cannot look for %s", data->address);
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO, what));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
 	}
 }
 
@@ -2229,7 +1212,7 @@ connect_filter_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		return;
 	if (reply == NULL) {
 		g_autofree char *what = g_strdup_printf("cannot look for %s", data->address);
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO, what));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
 		return;
 	}
 	connect_call(task, data->adapter_path, IFACE_ADAPTER, "StartDiscovery", NULL, NULL,
@@ -2253,12 +1236,12 @@ connect_objects_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	if (data->done)
 		return;
 	if (reply == NULL) {
-		connect_fail(task, bluez_error(error, AMU_ERROR_IO, "cannot list bluetoothd's objects"));
+		connect_fail(task, amu_bluez_error(error, AMU_ERROR_IO, "cannot list bluetoothd's objects"));
 		return;
 	}
 	objects = g_variant_get_child_value(reply, 0);
 	if (data->adapter != NULL) {
-		data->adapter_path = select_adapter(objects, data->adapter, &error);
+		data->adapter_path = amu_bluez_select_adapter(objects, data->adapter, &error);
 		if (data->adapter_path == NULL) {
 			connect_fail(task, g_steal_pointer(&error));
 			return;
@@ -2280,8 +1263,8 @@ connect_objects_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		parent = g_strndup(path, (gsize)(strrchr(path, '/') - path));
 		if (data->adapter_path != NULL && strcmp(parent, data->adapter_path) != 0)
 			continue;
-		adapter = objects_lookup(objects, parent, IFACE_ADAPTER);
-		if (!props_get_bool(adapter, "Powered"))
+		adapter = amu_bluez_objects_lookup(objects, parent, IFACE_ADAPTER);
+		if (!amu_bluez_props_get_bool(adapter, "Powered"))
 			continue;
 		found_path = g_strdup(path);
 		found = g_steal_pointer(&properties);
@@ -2291,7 +1274,7 @@ connect_objects_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		return;
 	}
 	if (data->adapter_path == NULL) {
-		data->adapter_path = select_adapter(objects, NULL, &error);
+		data->adapter_path = amu_bluez_select_adapter(objects, NULL, &error);
 		if (data->adapter_path == NULL) {
 			connect_fail(task, g_steal_pointer(&error));
 			return;
@@ -2301,7 +1284,7 @@ connect_objects_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	connect_wait(task, FIND_TIMEOUT_MS);
 	data->waiting_device = TRUE;
 	connect_call(task, data->adapter_path, IFACE_ADAPTER, "SetDiscoveryFilter",
-		     discovery_filter(FALSE), NULL, CALL_TIMEOUT_MS, connect_filter_cb);
+		     amu_bluez_discovery_filter(FALSE), NULL, CALL_TIMEOUT_MS, connect_filter_cb);
 }
 
 static void

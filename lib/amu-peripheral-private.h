@@ -7,8 +7,9 @@
 G_BEGIN_DECLS
 
 /* What the files of the device role share: amu-peripheral.c (connections,
- * pairing, sync), amu-peripheral-command.c (owner commands) and
- * amu-peripheral-update.c (firmware slots, updates, status and settings). */
+ * pairing, sync), amu-peripheral-command.c (owner commands),
+ * amu-peripheral-update.c (firmware slots and updates) and
+ * amu-peripheral-settings.c (status and settings). */
 
 /* an upload into the second slot, accepted on one connection */
 typedef struct PeripheralUpload PeripheralUpload;
@@ -107,5 +108,14 @@ void amu_peripheral_handle_update(PeripheralConn *conn, const Amulet__V1__Messag
 /* the connection goes away: an upload it was doing stops (the bytes stay) */
 void amu_peripheral_update_conn_closed(PeripheralConn *conn);
 void amu_peripheral_update_free(AmuPeripheral *peripheral);
+/* logs "<what> refused: <message>" and answers with an Error */
+void amu_peripheral_refuse(PeripheralConn *conn, const char *what, const GError *error);
+
+/* amu-peripheral-settings.c */
+/* answers with a DeviceStatus: the running firmware and every setting of
+ * the profile (the stored value, else the default) */
+void amu_peripheral_send_status(PeripheralConn *conn);
+/* a SettingsChange: all or nothing; a DeviceStatus on success, else an Error */
+void amu_peripheral_handle_settings(PeripheralConn *conn, const Amulet__V1__SettingsChange *change);
 
 G_END_DECLS

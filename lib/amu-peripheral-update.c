@@ -16,8 +16,8 @@
 /* The device side of docs/update.md: a simulated boot loader with two slots
  * (slot-a.img, slot-b.img and boot.state in the state dir, outside the
  * store, so a factory reset keeps the firmware), the upload of a signed image
- * into the slot that is not running, the trial boot and its confirmation,
- * and the status and settings the host reads and changes. */
+ * into the slot that is not running, and the trial boot and its
+ * confirmation. The status and settings are in amu-peripheral-settings.c. */
 
 #define BOOT_STATE_FILE "boot.state"
 #define FACTORY_VERSION "1.0.0"
@@ -371,243 +371,13 @@ amu_peripheral_set_slot_size(AmuPeripheral *peripheral, uint64_t bytes)
 	peripheral->slot_size = bytes;
 }
 
-/* ---------------------------------------------------------------- settings */
-
-typedef enum {
-	SETTING_NAME,
-	SETTING_PERIOD,
-	SETTING_SECONDS,
-	SETTING_ON_OFF,
-} SettingType;
-
-static const struct {
-	const char *key;
-	unsigned int profiles; /* bit per AmuPeripheralProfile */
-	SettingType type;
-	const char *fallback; /* NULL: the model name */
-} settings_known[] = {
-	/* sorted by key: DeviceStatus lists them in this order */
-	{"display_name", 0x7, SETTING_NAME, NULL},
-	{"do_not_disturb", 0x7, SETTING_PERIOD, "off"},
-	{"heart_rate_interval_s", 0x3, SETTING_SECONDS, "1"},
-	{"share_location", 0x2, SETTING_ON_OFF, "off"},
-	{"voice_chat", 0x4, SETTING_ON_OFF, "off"},
-};
-
-static gboolean
-setting_applies(AmuPeripheral *peripheral, size_t i)
-{
-	return (settings_known[i].profiles & (1u << peripheral->profile)) != 0;
-}
-
-static char *
-setting_keys(AmuPeripheral *peripheral)
-{
-	g_autoptr(GString) keys = g_string_new(NULL);
-
-	for (size_t i = 0; i < G_N_ELEMENTS(settings_known); i++) {
-		if (!setting_applies(peripheral, i))
-			continue;
-		if (keys->len > 0)
-			g_string_append(keys, ", ");
-		g_string_append(keys, settings_known[i].key);
-	}
-	return g_string_free(g_steal_pointer(&keys), FALSE);
-}
-
-static gboolean
-parse_clock(const char *text, int *minutes)
-{
-	int hours, mins;
-
-	if (!g_ascii_isdigit(text[0]) || !g_ascii_isdigit(text[1]) || text[2] != ':' || !g_ascii_isdigit(text[3]) ||
-	    !g_ascii_isdigit(text[4]))
-		return FALSE;
-	hours = (text[0] - '0') * 10 + (text[1] - '0');
-	mins = (text[3] - '0') * 10 + (text[4] - '0');
-	if (hours > 23 || mins > 59)
-		return FALSE;
-	*minutes = hours * 60 + mins;
-	return TRUE;
-}
-
-/* (transfer full) the value as stored, or NULL with INVALID_ARGUMENT */
-static char *
-setting_check(AmuPeripheral *peripheral, const char *key, const char *value, GError **error)
-{
-	for (size_t i = 0; i < G_N_ELEMENTS(settings_known); i++) {
-		if (!setting_applies(peripheral, i) || g_strcmp0(settings_known[i].key, key) != 0)
-			continue;
-		switch (settings_known[i].type) {
-		case SETTING_NAME: {
-			glong n = g_utf8_validate(value, -1, NULL) ? g_utf8_strlen(value, -1) : 0;
-			gboolean printable = n > 0;
-			for (const char *p = value; printable && *p != '\0'; p = g_utf8_next_char(p))
-				printable = g_unichar_isprint(g_utf8_get_char(p));
-			if (n < 1 || n > 32 || !printable) {
-				g_set_error(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
-					    "display_name takes 1 to 32 printable characters, not '%s'", value);
-				return NULL;
-			}
-			return g_strdup(value);
-		}
-		case SETTING_PERIOD: {
-			int from = 0, to = 0;
-			if (g_strcmp0(value, "off") == 0)
-				return g_strdup(value);
-			if (strlen(value) != 11 || value[5] != '-' || !parse_clock(value, &from) ||
-			    !parse_clock(value + 6, &to) || from == to) {
-				g_set_error(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
-					    "do_not_disturb takes off or a period HH:MM-HH:MM such as 22:00-07:00 "
-					    "(start and end differ), not '%s'",
-					    value);
-				return NULL;
-			}
-			return g_strdup(value);
-		}
-		case SETTING_SECONDS: {
-			guint64 seconds = 0;
-			if (!g_ascii_string_to_unsigned(value, 10, 1, 3600, &seconds, NULL)) {
-				g_set_error(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
-					    "heart_rate_interval_s takes a number of seconds from 1 to 3600, not '%s'",
-					    value);
-				return NULL;
-			}
-			return g_strdup_printf("%" G_GUINT64_FORMAT, seconds);
-		}
-		case SETTING_ON_OFF:
-			if (g_strcmp0(value, "on") != 0 && g_strcmp0(value, "off") != 0) {
-				g_set_error(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT, "%s takes on or off, not '%s'",
-					    key, value);
-				return NULL;
-			}
-			return g_strdup(value);
-		}
-	}
-	{
-		g_autofree char *keys = setting_keys(peripheral);
-		g_set_error(error, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT, "a %s has no setting '%s': its settings are %s",
-			    amu_peripheral_profile_to_string(peripheral->profile), key, keys);
-	}
-	return NULL;
-}
-
-/* all or nothing: every entry is checked before any is stored */
-static gboolean
-settings_apply(AmuPeripheral *peripheral, const char *const *keys, const char *const *values, size_t n,
-	       GError **error)
-{
-	g_autoptr(GPtrArray) checked = g_ptr_array_new_with_free_func(g_free);
-
-	for (size_t i = 0; i < n; i++) {
-		char *value = setting_check(peripheral, keys[i], values[i], error);
-		if (value == NULL)
-			return FALSE;
-		g_ptr_array_add(checked, value);
-	}
-	if (n == 0)
-		return TRUE;
-	if (!amu_store_begin(peripheral->store, error))
-		return FALSE;
-	for (size_t i = 0; i < n; i++) {
-		const char *value = g_ptr_array_index(checked, i);
-		if (!amu_store_put(peripheral->store, KIND_SETTINGS, keys[i], value, strlen(value), error)) {
-			amu_store_rollback(peripheral->store);
-			return FALSE;
-		}
-	}
-	if (!amu_store_commit(peripheral->store, error)) {
-		amu_store_rollback(peripheral->store);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-gboolean
-amu_peripheral_set_setting(AmuPeripheral *peripheral, const char *key, const char *value, GError **error)
-{
-	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
-	if (!settings_apply(peripheral, &key, &value, 1, error))
-		return FALSE;
-	plog(peripheral, "settings: %s=%s, set on the device", key, value);
-	return TRUE;
-}
-
-/* (transfer full) the setting's value: the one stored, else the default */
-static char *
-setting_value(AmuPeripheral *peripheral, size_t i, GError **error)
-{
-	g_autoptr(GError) error_local = NULL;
-	g_autoptr(GBytes) blob = amu_store_get(peripheral->store, KIND_SETTINGS, settings_known[i].key, &error_local);
-	gsize len = 0;
-	const char *data;
-
-	if (blob == NULL) {
-		if (!g_error_matches(error_local, AMU_ERROR, AMU_ERROR_NOT_FOUND)) {
-			g_propagate_error(error, g_steal_pointer(&error_local));
-			return NULL;
-		}
-		return g_strdup(settings_known[i].fallback != NULL ? settings_known[i].fallback
-								   : amu_peripheral_get_model(peripheral));
-	}
-	data = g_bytes_get_data(blob, &len);
-	return g_strndup(data, len);
-}
-
 /* ---------------------------------------------------------------- replies */
 
-static void
-refuse(PeripheralConn *conn, const char *what, const GError *error)
+void
+amu_peripheral_refuse(PeripheralConn *conn, const char *what, const GError *error)
 {
 	plog(conn->peripheral, "%s refused: %s", what, error->message);
 	amu_peripheral_send_error(conn, error);
-}
-
-static void
-send_status(PeripheralConn *conn)
-{
-	AmuPeripheral *peripheral = conn->peripheral;
-	const PeripheralSlot *running = &peripheral->boot.slots[peripheral->boot.active];
-	Amulet__V1__Message reply = AMULET__V1__MESSAGE__INIT;
-	Amulet__V1__DeviceStatus status = AMULET__V1__DEVICE_STATUS__INIT;
-	Amulet__V1__Setting settings[G_N_ELEMENTS(settings_known)];
-	Amulet__V1__Setting *setting_ptrs[G_N_ELEMENTS(settings_known)];
-	g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func(g_free);
-	g_autoptr(GError) error = NULL;
-	uint8_t sha256[32];
-	size_t n = 0;
-
-	for (size_t i = 0; i < G_N_ELEMENTS(settings_known); i++) {
-		char *value;
-		if (!setting_applies(peripheral, i))
-			continue;
-		value = setting_value(peripheral, i, &error);
-		if (value == NULL) {
-			g_prefix_error(&error, "reading the settings: ");
-			refuse(conn, "status", error);
-			return;
-		}
-		g_ptr_array_add(values, value);
-		amulet__v1__setting__init(&settings[n]);
-		settings[n].key = (char *)settings_known[i].key;
-		settings[n].value = value;
-		setting_ptrs[n] = &settings[n];
-		n++;
-	}
-	memcpy(sha256, running->sha256, sizeof(sha256));
-	status.firmware_version = running->version;
-	status.firmware_sequence = running->sequence;
-	status.firmware_sha256.data = sha256;
-	status.firmware_sha256.len = sizeof(sha256);
-	status.trial = peripheral->boot.trial;
-	status.reverted_from = peripheral->boot.reverted_from != NULL ? peripheral->boot.reverted_from : (char *)"";
-	status.n_settings = n;
-	status.settings = setting_ptrs;
-	status.slot_size = peripheral->slot_size;
-	reply.body_case = AMULET__V1__MESSAGE__BODY_DEVICE_STATUS;
-	reply.device_status = &status;
-	if (!amu_channel_send(conn->channel, &reply, &error))
-		plog(peripheral, "sending the status failed: %s", error->message);
 }
 
 static void
@@ -790,7 +560,7 @@ handle_offer(PeripheralConn *conn, const Amulet__V1__UpdateOffer *offer)
 		error = g_error_new(AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
 				    "%s is installed and the device is rebooting into it: offer again once it runs",
 				    boot->slots[1 - boot->active].version);
-		refuse(conn, "update offer", error);
+		amu_peripheral_refuse(conn, "update offer", error);
 		return;
 	}
 	if (boot->trial) {
@@ -799,20 +569,20 @@ handle_offer(PeripheralConn *conn, const Amulet__V1__UpdateOffer *offer)
 				    "the device runs %s on trial: confirm it first (amulet update does so once it checks the "
 				    "running image), or restart the device to go back to %s",
 				    running->version, boot->slots[1 - boot->active].version);
-		refuse(conn, "update offer", error);
+		amu_peripheral_refuse(conn, "update offer", error);
 		return;
 	}
 	m = amu_update_manifest_open(offer->manifest.data, offer->manifest.len, offer->signature.data,
 				     offer->signature.len, peripheral->vendor_public, &error);
 	if (m == NULL) {
-		refuse(conn, "update offer", error);
+		amu_peripheral_refuse(conn, "update offer", error);
 		return;
 	}
 	if (!amu_update_manifest_check_target(m, peripheral->vendor_id,
 					      amu_peripheral_profile_to_string(peripheral->profile), running->sequence,
 					      peripheral->slot_size,
 					      g_get_real_time() / 1000 + peripheral->clock_offset_ms, &error)) {
-		refuse(conn, "update offer", error);
+		amu_peripheral_refuse(conn, "update offer", error);
 		return;
 	}
 	upload_stop(peripheral);
@@ -821,7 +591,7 @@ handle_offer(PeripheralConn *conn, const Amulet__V1__UpdateOffer *offer)
 		/* upload_start() freed the manifest */
 		g_steal_pointer(&m);
 		g_prefix_error(&error, "preparing slot %c: ", slot_letter(1 - boot->active));
-		refuse(conn, "update offer", error);
+		amu_peripheral_refuse(conn, "update offer", error);
 		return;
 	}
 	g_steal_pointer(&m);
@@ -879,7 +649,7 @@ handle_chunk(PeripheralConn *conn, const Amulet__V1__UpdateChunk *chunk)
 	uint64_t payload_size;
 
 	if (upload == NULL) {
-		refuse(conn, "update chunk", error);
+		amu_peripheral_refuse(conn, "update chunk", error);
 		return;
 	}
 	path = slot_path(peripheral, upload->slot, "img");
@@ -888,7 +658,7 @@ handle_chunk(PeripheralConn *conn, const Amulet__V1__UpdateChunk *chunk)
 		/* the host starts over */
 		if (ftruncate(upload->fd, 0) != 0) {
 			set_errno_error(&error, errno, "empty", path);
-			refuse(conn, "update chunk", error);
+			amu_peripheral_refuse(conn, "update chunk", error);
 			return;
 		}
 		upload->next_offset = 0;
@@ -901,7 +671,7 @@ handle_chunk(PeripheralConn *conn, const Amulet__V1__UpdateChunk *chunk)
 				    "chunk at %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT
 				    ": resume from the device's offset",
 				    chunk->offset, upload->next_offset);
-		refuse(conn, "update chunk", error);
+		amu_peripheral_refuse(conn, "update chunk", error);
 		return;
 	}
 	if (chunk->data.len > payload_size - upload->next_offset) {
@@ -909,11 +679,11 @@ handle_chunk(PeripheralConn *conn, const Amulet__V1__UpdateChunk *chunk)
 				    "chunk of %zu bytes at %" G_GUINT64_FORMAT " runs past the image's %" G_GUINT64_FORMAT
 				    " bytes",
 				    chunk->data.len, chunk->offset, payload_size);
-		refuse(conn, "update chunk", error);
+		amu_peripheral_refuse(conn, "update chunk", error);
 		return;
 	}
 	if (!upload_write(upload, path, chunk->data.data, chunk->data.len, &error)) {
-		refuse(conn, "update chunk", error);
+		amu_peripheral_refuse(conn, "update chunk", error);
 		return;
 	}
 	crypto_hash_sha256_update(&upload->hash, chunk->data.data, chunk->data.len);
@@ -922,7 +692,7 @@ handle_chunk(PeripheralConn *conn, const Amulet__V1__UpdateChunk *chunk)
 	if (upload->unsynced >= SYNC_EVERY || upload->next_offset == payload_size) {
 		if (fdatasync(upload->fd) != 0) {
 			set_errno_error(&error, errno, "sync", path);
-			refuse(conn, "update chunk", error);
+			amu_peripheral_refuse(conn, "update chunk", error);
 			return;
 		}
 		upload->unsynced = 0;
@@ -984,7 +754,7 @@ handle_install(PeripheralConn *conn, const Amulet__V1__UpdateInstall *install)
 	struct stat st;
 
 	if (upload == NULL) {
-		refuse(conn, "update install", error);
+		amu_peripheral_refuse(conn, "update install", error);
 		return;
 	}
 	manifest = upload->manifest->manifest;
@@ -993,7 +763,7 @@ handle_install(PeripheralConn *conn, const Amulet__V1__UpdateInstall *install)
 		error = g_error_new(AMU_ERROR, AMU_ERROR_PROTOCOL,
 				    "install names another update than the one offered (%s): offer it first",
 				    manifest->version);
-		refuse(conn, "update install", error);
+		amu_peripheral_refuse(conn, "update install", error);
 		return;
 	}
 	if (upload->next_offset != manifest->payload_size) {
@@ -1001,7 +771,7 @@ handle_install(PeripheralConn *conn, const Amulet__V1__UpdateInstall *install)
 				    "install asked with %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
 				    " bytes: send the rest first",
 				    upload->next_offset, manifest->payload_size);
-		refuse(conn, "update install", error);
+		amu_peripheral_refuse(conn, "update install", error);
 		return;
 	}
 	path = slot_path(peripheral, upload->slot, "img");
@@ -1010,7 +780,7 @@ handle_install(PeripheralConn *conn, const Amulet__V1__UpdateInstall *install)
 	crypto_hash_sha256_init(&hash);
 	if (fdatasync(upload->fd) != 0 || fstat(upload->fd, &st) != 0) {
 		set_errno_error(&error, errno, "sync", path);
-		refuse(conn, "update install", error);
+		amu_peripheral_refuse(conn, "update install", error);
 		return;
 	}
 	if ((uint64_t)st.st_size != manifest->payload_size) {
@@ -1019,7 +789,7 @@ handle_install(PeripheralConn *conn, const Amulet__V1__UpdateInstall *install)
 				    ": discarded; offer the update again",
 				    path, (uint64_t)st.st_size, manifest->payload_size);
 	} else if (!hash_fd(upload->fd, manifest->payload_size, &hash, path, &error)) {
-		refuse(conn, "update install", error);
+		amu_peripheral_refuse(conn, "update install", error);
 		return;
 	} else {
 		crypto_hash_sha256_final(&hash, digest);
@@ -1035,7 +805,7 @@ handle_install(PeripheralConn *conn, const Amulet__V1__UpdateInstall *install)
 		if (!remove_file(offer, NULL))
 			plog(peripheral, "cannot remove %s", offer);
 		upload_stop(peripheral);
-		refuse(conn, "update install", error);
+		amu_peripheral_refuse(conn, "update install", error);
 		return;
 	}
 	slot = &peripheral->boot.slots[upload->slot];
@@ -1048,7 +818,7 @@ handle_install(PeripheralConn *conn, const Amulet__V1__UpdateInstall *install)
 	if (!save_boot(peripheral, &error)) {
 		peripheral->boot.pending_trial = FALSE;
 		slot_clear(slot);
-		refuse(conn, "update install", error);
+		amu_peripheral_refuse(conn, "update install", error);
 		return;
 	}
 	if (!remove_file(offer, &error)) {
@@ -1080,7 +850,7 @@ handle_confirm(PeripheralConn *conn, const Amulet__V1__UpdateConfirm *confirm)
 				    "the confirmation names another image than the running %s (SHA-256 %.16s…): not "
 				    "kept%s",
 				    running->version, hex, boot->trial ? "; a restart goes back to the previous image" : "");
-		refuse(conn, "update confirmation", error);
+		amu_peripheral_refuse(conn, "update confirmation", error);
 		return;
 	}
 	if (boot->trial) {
@@ -1088,36 +858,13 @@ handle_confirm(PeripheralConn *conn, const Amulet__V1__UpdateConfirm *confirm)
 		g_clear_pointer(&boot->reverted_from, g_free);
 		if (!save_boot(peripheral, &error)) {
 			boot->trial = TRUE;
-			refuse(conn, "update confirmation", error);
+			amu_peripheral_refuse(conn, "update confirmation", error);
 			return;
 		}
 		plog(peripheral, "update: %s (sequence %" G_GUINT64_FORMAT ") confirmed; slot %c kept", running->version,
 		     running->sequence, slot_letter(boot->active));
 	}
-	send_status(conn);
-}
-
-static void
-handle_settings(PeripheralConn *conn, const Amulet__V1__SettingsChange *change)
-{
-	AmuPeripheral *peripheral = conn->peripheral;
-	g_autofree const char **keys = g_new0(const char *, change->n_settings + 1);
-	g_autofree const char **values = g_new0(const char *, change->n_settings + 1);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GString) line = g_string_new("settings:");
-
-	for (size_t i = 0; i < change->n_settings; i++) {
-		keys[i] = change->settings[i]->key;
-		values[i] = change->settings[i]->value;
-		g_string_append_printf(line, " %s=%s", keys[i], values[i]);
-	}
-	if (!settings_apply(peripheral, keys, values, change->n_settings, &error)) {
-		refuse(conn, "settings change", error);
-		return;
-	}
-	if (change->n_settings > 0)
-		plog(peripheral, "%s", line->str);
-	send_status(conn);
+	amu_peripheral_send_status(conn);
 }
 
 void
@@ -1125,7 +872,7 @@ amu_peripheral_handle_update(PeripheralConn *conn, const Amulet__V1__Message *me
 {
 	switch (message->body_case) {
 	case AMULET__V1__MESSAGE__BODY_STATUS_REQUEST:
-		send_status(conn);
+		amu_peripheral_send_status(conn);
 		return;
 	case AMULET__V1__MESSAGE__BODY_UPDATE_OFFER:
 		handle_offer(conn, message->update_offer);
@@ -1140,7 +887,7 @@ amu_peripheral_handle_update(PeripheralConn *conn, const Amulet__V1__Message *me
 		handle_confirm(conn, message->update_confirm);
 		return;
 	case AMULET__V1__MESSAGE__BODY_SETTINGS_CHANGE:
-		handle_settings(conn, message->settings_change);
+		amu_peripheral_handle_settings(conn, message->settings_change);
 		return;
 	case AMULET__V1__MESSAGE__BODY_PING:
 	case AMULET__V1__MESSAGE__BODY_DISCLOSURE:

@@ -4,120 +4,30 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "amu-command.h"
-#include "amu-peripheral-private.h"
-#include "amu-private.h"
-#include "amu-test.h"
 #include "amulet/amu-error.h"
+#include "peripheral-fixture.h"
 
 /* Owner commands end to end (docs/wipe.md): the device role (AmuPeripheral)
  * and a host (AmuContext) in one process, on the default main context, over
- * a real UNIX socket link. Commands are sent by hand on an open session,
+ * a real UNIX socket link (tests/peripheral-fixture.h). Commands are sent by hand on an open session,
  * hostile ones among them; the device must refuse each with the right Error
  * and log line and keep its samples, and answer a valid one with a receipt
  * signed by the device key of the session's hello. */
 
 #define N_SAMPLES 300
-#define WAIT_MS 5000
 
-typedef struct {
-	char *root;
-	char *sock;
-	AmuPeripheral *peripheral;
-	GPtrArray *lines; /* what the device logged */
-	AmuContext *context;
-	AmuDevice *device;
-	AmuSession *session;
-	AmuChannel *channel; /* the session's, whose messages we take over */
-	GPtrArray *received; /* Amulet__V1__Message *: what the device sent the host */
-	GPtrArray *notices;  /* the context's notifications */
-	uint8_t device_id[AMU_CHANNEL_DEVICE_ID_BYTES];
-	uint8_t sign_key[AMU_COMMAND_PUBLICKEYBYTES]; /* the device's, from the session's hello */
-	uint8_t *owner_sk;   /* sodium_malloc'd: the host's owner key */
-	int64_t next_ms;
-	gboolean timed_out;
-} Fixture;
+static int64_t next_ms; /* the next sample's time */
 
 static void
-message_free(gpointer message)
-{
-	amulet__v1__message__free_unpacked(message, NULL);
-}
-
-static void
-device_log_cb(AmuPeripheral *peripheral, const char *line, void *user_data)
-{
-	Fixture *f = user_data;
-	g_ptr_array_add(f->lines, g_strdup(line));
-}
-
-static void
-device_confirm_cb(AmuPeripheral *peripheral, unsigned int request, int code, gboolean has_display, void *user_data)
-{
-	amu_peripheral_confirm(peripheral, request, TRUE);
-}
-
-static void
-host_confirm_cb(AmuPairingRequest *request, gpointer user_data)
-{
-	amu_pairing_request_reply(request, TRUE, TRUE);
-}
-
-static void
-notification_cb(AmuContext *context, int kind, const char *device_name, const char *message, gpointer user_data)
-{
-	Fixture *f = user_data;
-	g_ptr_array_add(f->notices, g_strdup(message));
-}
-
-static void
-ready_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	GAsyncResult **out = user_data;
-	*out = g_object_ref(result);
-}
-
-static gboolean
-timeout_cb(gpointer user_data)
-{
-	Fixture *f = user_data;
-	f->timed_out = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
-typedef gboolean (*Condition)(Fixture *f, guint arg);
-
-/* runs the main context (both sides) until @cond holds, at most WAIT_MS */
-static gboolean
-iterate_until(Fixture *f, Condition cond, guint arg)
-{
-	guint id;
-
-	f->timed_out = FALSE;
-	id = g_timeout_add(WAIT_MS, timeout_cb, f);
-	while (!cond(f, arg) && !f->timed_out)
-		g_main_context_iteration(NULL, TRUE);
-	if (!f->timed_out)
-		g_source_remove(id);
-	return cond(f, arg);
-}
-
-static gboolean
-no_device_connections(Fixture *f, guint arg)
-{
-	return g_hash_table_size(f->peripheral->conns) == 0;
-}
-
-static void
-append_samples(Fixture *f, guint n)
+append_samples(PeripheralFixture *f, guint n)
 {
 	g_autoptr(GArray) samples = g_array_new(FALSE, TRUE, sizeof(AmuSample));
 	g_autoptr(GError) error = NULL;
 
 	for (guint i = 0; i < n; i++) {
-		AmuSample sample = {.timestamp_ms = f->next_ms, .category = AMU_CATEGORY_HEART_RATE};
+		AmuSample sample = {.timestamp_ms = next_ms, .category = AMU_CATEGORY_HEART_RATE};
 		sample.values[0] = 55 + (gint32)(i % 40);
-		f->next_ms += 1000;
+		next_ms += 1000;
 		g_array_append_val(samples, sample);
 	}
 	CU_ASSERT_TRUE(amu_device_log_append(amu_peripheral_get_log(f->peripheral), AMU_CATEGORY_HEART_RATE,
@@ -128,129 +38,22 @@ append_samples(Fixture *f, guint n)
 
 /* samples the device still holds */
 static guint64
-device_samples(Fixture *f)
+device_samples(PeripheralFixture *f)
 {
 	AmuDeviceLog *log = amu_peripheral_get_log(f->peripheral);
 	return amu_device_log_get_end_seq(log) - amu_device_log_get_first_seq(log);
 }
 
-static void
-fixture_pair(Fixture *f)
-{
-	g_autoptr(GAsyncResult) result = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autofree char *address = g_strdup_printf("sim:%s", f->sock);
-
-	amu_context_pair_async(f->context, address, "band", host_confirm_cb, NULL, NULL, ready_cb, &result);
-	while (result == NULL)
-		g_main_context_iteration(NULL, TRUE);
-	f->device = amu_context_pair_finish(f->context, result, &error);
-	if (error != NULL)
-		g_printerr("  pair: %s\n", error->message);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f->device);
-}
-
-static Fixture *
+/* a band paired with the host, holding N_SAMPLES samples */
+static PeripheralFixture *
 fixture_new(void)
 {
-	Fixture *f = g_new0(Fixture, 1);
-	g_autoptr(GError) error = NULL;
-	g_autofree char *state_dir = NULL;
-	g_autofree char *data_dir = NULL;
+	PeripheralFixture *f = peripheral_fixture_new(AMU_PERIPHERAL_PROFILE_BAND);
 
-	f->root = g_dir_make_tmp("amu-wipe-XXXXXX", NULL);
-	g_assert(f->root != NULL);
-	f->sock = g_build_filename(f->root, "band.sock", NULL);
-	state_dir = g_build_filename(f->root, "device", NULL);
-	data_dir = g_build_filename(f->root, "host", NULL);
-	f->lines = g_ptr_array_new_with_free_func(g_free);
-	f->notices = g_ptr_array_new_with_free_func(g_free);
-	f->received = g_ptr_array_new_with_free_func(message_free);
-	f->next_ms = 1790000000000;
-	f->peripheral = amu_peripheral_new(state_dir, AMU_PERIPHERAL_PROFILE_BAND, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f->peripheral);
-	amu_peripheral_set_confirm_func(f->peripheral, device_confirm_cb, f);
-	amu_peripheral_set_log_func(f->peripheral, device_log_cb, f);
-	CU_ASSERT_TRUE_FATAL(amu_peripheral_listen(f->peripheral, f->sock, 517, &error));
-	f->context = amu_context_new(data_dir, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f->context);
-	g_signal_connect(f->context, "notification", G_CALLBACK(notification_cb), f);
-	f->owner_sk = sodium_malloc(AMU_COMMAND_SECRETKEYBYTES);
-	amu_context_get_signing_keys(f->context, NULL, f->owner_sk);
-	fixture_pair(f);
+	next_ms = 1790000000000;
 	append_samples(f, N_SAMPLES);
 	return f;
 }
-
-/* the device's messages to the host, copied: they are freed after the event */
-static void
-host_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_data)
-{
-	Fixture *f = user_data;
-	size_t len;
-	g_autofree uint8_t *packed = NULL;
-
-	if (event->type != AMU_CHANNEL_EVENT_MESSAGE)
-		return;
-	len = amulet__v1__message__get_packed_size(event->message);
-	packed = g_malloc(len + 1);
-	amulet__v1__message__pack(event->message, packed);
-	g_ptr_array_add(f->received, amulet__v1__message__unpack(NULL, len, packed));
-}
-
-/* an open session whose incoming messages land in f->received */
-static void
-fixture_connect(Fixture *f)
-{
-	g_autoptr(GError) error = NULL;
-	const Amulet__V1__DeviceHello *hello;
-
-	f->session = amu_device_connect(f->device, NULL, &error);
-	if (error != NULL)
-		g_printerr("  connect: %s\n", error->message);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f->session);
-	f->channel = amu_session_get_channel(f->session);
-	amu_channel_set_event_func(f->channel, host_event_cb, f);
-	hello = amu_channel_get_device_hello(f->channel);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(hello);
-	CU_ASSERT_EQUAL_FATAL(hello->device_id.len, AMU_CHANNEL_DEVICE_ID_BYTES);
-	CU_ASSERT_EQUAL_FATAL(hello->sign_key.len, AMU_COMMAND_PUBLICKEYBYTES);
-	memcpy(f->device_id, hello->device_id.data, sizeof(f->device_id));
-	memcpy(f->sign_key, hello->sign_key.data, sizeof(f->sign_key));
-}
-
-static void
-fixture_close_session(Fixture *f)
-{
-	if (f->session == NULL)
-		return;
-	amu_session_close(f->session);
-	g_clear_object(&f->session);
-	f->channel = NULL;
-	/* the device drops its side of the link a moment later */
-	CU_ASSERT_TRUE(iterate_until(f, no_device_connections, 0));
-}
-
-static void
-fixture_free(Fixture *f)
-{
-	fixture_close_session(f);
-	g_clear_object(&f->device);
-	CU_ASSERT_TRUE(iterate_until(f, no_device_connections, 0));
-	while (g_main_context_pending(NULL))
-		g_main_context_iteration(NULL, FALSE);
-	g_clear_object(&f->context);
-	amu_peripheral_free(f->peripheral);
-	sodium_free(f->owner_sk);
-	g_ptr_array_unref(f->lines);
-	g_ptr_array_unref(f->notices);
-	g_ptr_array_unref(f->received);
-	amu_test_remove_tree(f->root);
-	g_free(f->root);
-	g_free(f->sock);
-	g_free(f);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Fixture, fixture_free)
 
 /* ---------------------------------------------------------------- commands */
 
@@ -288,7 +91,7 @@ line_is_about_command(const char *line)
 
 /* the device logged a line about the command after line @arg */
 static gboolean
-command_logged(Fixture *f, guint arg)
+command_logged(PeripheralFixture *f, guint arg)
 {
 	for (guint i = arg; i < f->lines->len; i++) {
 		if (line_is_about_command(g_ptr_array_index(f->lines, i)))
@@ -297,16 +100,10 @@ command_logged(Fixture *f, guint arg)
 	return FALSE;
 }
 
-static gboolean
-answered(Fixture *f, guint arg)
-{
-	return f->received->len > arg;
-}
-
 /* Sends @c on the open session and waits for the device's log line and
  * answer. Returns the line (transfer none); the answer is in *answer. */
 static const char *
-send_command(Fixture *f, const Command *c, const Amulet__V1__Message **answer)
+send_command(PeripheralFixture *f, const Command *c, const Amulet__V1__Message **answer)
 {
 	Amulet__V1__Message message = AMULET__V1__MESSAGE__INIT;
 	g_autoptr(GError) error = NULL;
@@ -315,8 +112,8 @@ send_command(Fixture *f, const Command *c, const Amulet__V1__Message **answer)
 	message.body_case = AMULET__V1__MESSAGE__BODY_OWNER_COMMAND;
 	message.owner_command = (Amulet__V1__OwnerCommand *)&c->command;
 	CU_ASSERT_TRUE_FATAL(amu_channel_send(f->channel, &message, &error));
-	CU_ASSERT_TRUE_FATAL(iterate_until(f, command_logged, lines_before));
-	CU_ASSERT_TRUE_FATAL(iterate_until(f, answered, received_before));
+	CU_ASSERT_TRUE_FATAL(peripheral_fixture_iterate_until(f, command_logged, lines_before));
+	CU_ASSERT_TRUE_FATAL(peripheral_fixture_iterate_until(f, peripheral_fixture_answered, received_before));
 	CU_ASSERT_EQUAL(f->received->len, received_before + 1);
 	*answer = g_ptr_array_index(f->received, received_before);
 	for (guint i = lines_before; i < f->lines->len; i++) {
@@ -329,7 +126,7 @@ send_command(Fixture *f, const Command *c, const Amulet__V1__Message **answer)
 
 /* the device refused @c: this log line, an Error with this code, samples kept */
 static void
-assert_refused(Fixture *f, const Command *c, const char *expected_line, AmuError expected_code)
+assert_refused(PeripheralFixture *f, const Command *c, const char *expected_line, AmuError expected_code)
 {
 	const Amulet__V1__Message *answer = NULL;
 	guint64 held = device_samples(f);
@@ -349,7 +146,7 @@ assert_refused(Fixture *f, const Command *c, const char *expected_line, AmuError
 /* the device carried out @c and answered with a receipt signed by the
  * session's device key; returns the receipt (transfer none) */
 static const Amulet__V1__CommandReceipt *
-assert_accepted(Fixture *f, const Command *c, const char *line_prefix)
+assert_accepted(PeripheralFixture *f, const Command *c, const char *line_prefix)
 {
 	const Amulet__V1__Message *answer = NULL;
 	const char *line = send_command(f, c, &answer);
@@ -382,10 +179,10 @@ static const char *const wipe_line = "wiped: every logged sample erased";
 static void
 test_refuses_unsigned(void)
 {
-	g_autoptr(Fixture) f = fixture_new();
+	g_autoptr(PeripheralFixture) f = fixture_new();
 	Command c;
 
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	command_init(&c, f->device_id, AMULET__V1__COMMAND_KIND__WIPE_DATA, 1000, NULL);
 	assert_refused(f, &c, "refused wipe command: the command is not signed", AMU_ERROR_BAD_SIGNATURE);
 	/* a signature of the wrong length is no signature either */
@@ -401,12 +198,12 @@ test_refuses_unsigned(void)
 static void
 test_refuses_foreign_owner(void)
 {
-	g_autoptr(Fixture) f = fixture_new();
+	g_autoptr(PeripheralFixture) f = fixture_new();
 	uint8_t foreign_pk[crypto_sign_PUBLICKEYBYTES];
 	uint8_t *foreign_sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	Command c;
 
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	crypto_sign_keypair(foreign_pk, foreign_sk);
 	command_init(&c, f->device_id, AMULET__V1__COMMAND_KIND__WIPE_DATA, 1000, foreign_sk);
 	assert_refused(f, &c, "refused wipe command: the command is not signed by this device's owner",
@@ -431,11 +228,11 @@ test_refuses_foreign_owner(void)
 static void
 test_refuses_other_device(void)
 {
-	g_autoptr(Fixture) f = fixture_new();
+	g_autoptr(PeripheralFixture) f = fixture_new();
 	uint8_t other_id[AMU_CHANNEL_DEVICE_ID_BYTES];
 	Command c;
 
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	memcpy(other_id, f->device_id, sizeof(other_id));
 	other_id[0] ^= 0x80;
 	command_init(&c, other_id, AMULET__V1__COMMAND_KIND__WIPE_DATA, 1000, f->owner_sk);
@@ -454,7 +251,7 @@ test_refuses_other_device(void)
 
 /* the device's bond with the host, rewritten as @record */
 static void
-rewrite_bond(Fixture *f, GVariant *record)
+rewrite_bond(PeripheralFixture *f, GVariant *record)
 {
 	g_autoptr(GPtrArray) ids = amu_store_list_ids(amu_peripheral_get_store(f->peripheral), "bond", NULL);
 	g_autoptr(GError) error = NULL;
@@ -469,22 +266,22 @@ rewrite_bond(Fixture *f, GVariant *record)
 static void
 test_refuses_bond_without_owner_key(void)
 {
-	g_autoptr(Fixture) f = fixture_new();
+	g_autoptr(PeripheralFixture) f = fixture_new();
 	Command c;
 
 	/* a host that paired before owner keys existed: its bond is "(sx)" */
 	rewrite_bond(f, g_variant_new("(sx)", "old host", (gint64)1700000000));
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	command_init(&c, f->device_id, AMULET__V1__COMMAND_KIND__WIPE_DATA, 1000, f->owner_sk);
 	assert_refused(f, &c,
 		       "refused wipe command: this host's bond holds no owner key (it paired before owner keys were "
 		       "exchanged): commands cannot be checked, so they are refused; pair again",
 		       AMU_ERROR_BAD_SIGNATURE);
-	fixture_close_session(f);
+	peripheral_fixture_close_session(f);
 	/* a host whose hello carried no owner key */
 	rewrite_bond(f, g_variant_new("(sx@ay)", "keyless host", (gint64)1700000000,
 				      g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, NULL, 0, 1)));
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	command_init(&c, f->device_id, AMULET__V1__COMMAND_KIND__FACTORY_RESET, 1000, f->owner_sk);
 	assert_refused(f, &c,
 		       "refused factory reset command: this host's bond holds no owner key (it paired before owner keys were "
@@ -496,11 +293,11 @@ test_refuses_bond_without_owner_key(void)
 static void
 test_replayed_and_stale(void)
 {
-	g_autoptr(Fixture) f = fixture_new();
+	g_autoptr(PeripheralFixture) f = fixture_new();
 	const Amulet__V1__CommandReceipt *receipt;
 	Command first, c;
 
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	/* a valid wipe: accepted, the log emptied, a receipt */
 	command_init(&first, f->device_id, AMULET__V1__COMMAND_KIND__WIPE_DATA, 1000, f->owner_sk);
 	receipt = assert_accepted(f, &first, wipe_line);
@@ -536,25 +333,17 @@ test_replayed_and_stale(void)
 static void
 test_counter_survives_restart(void)
 {
-	g_autoptr(Fixture) f = fixture_new();
-	g_autoptr(GError) error = NULL;
-	g_autofree char *state_dir = g_build_filename(f->root, "device", NULL);
+	g_autoptr(PeripheralFixture) f = fixture_new();
 	Command c;
 
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	command_init(&c, f->device_id, AMULET__V1__COMMAND_KIND__WIPE_DATA, 5000, f->owner_sk);
 	assert_accepted(f, &c, wipe_line);
-	fixture_close_session(f);
+	peripheral_fixture_close_session(f);
 	/* the device restarts from its state directory */
-	amu_peripheral_free(f->peripheral);
-	f->peripheral = amu_peripheral_new(state_dir, AMU_PERIPHERAL_PROFILE_BAND, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f->peripheral);
-	amu_peripheral_set_confirm_func(f->peripheral, device_confirm_cb, f);
-	amu_peripheral_set_log_func(f->peripheral, device_log_cb, f);
-	g_unlink(f->sock);
-	CU_ASSERT_TRUE_FATAL(amu_peripheral_listen(f->peripheral, f->sock, 517, &error));
+	peripheral_fixture_restart_device(f);
 	append_samples(f, 50);
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	assert_refused(f, &c,
 		       "refused wipe command: command counter 5000 is not above the last accepted (5000): replayed or stale",
 		       AMU_ERROR_REPLAYED);
@@ -563,14 +352,14 @@ test_counter_survives_restart(void)
 static void
 test_factory_reset_receipt(void)
 {
-	g_autoptr(Fixture) f = fixture_new();
+	g_autoptr(PeripheralFixture) f = fixture_new();
 	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuSession) again = NULL;
 	const Amulet__V1__CommandReceipt *receipt;
 	char new_id[AMU_CHANNEL_DEVICE_ID_BYTES * 2 + 1];
 	Command c;
 
-	fixture_connect(f);
+	peripheral_fixture_connect(f);
 	command_init(&c, f->device_id, AMULET__V1__COMMAND_KIND__FACTORY_RESET, 1000, f->owner_sk);
 	receipt = assert_accepted(f, &c, "factory reset: keys, bonds and data erased; new device id ");
 	/* the receipt names the fresh identity, the one the device now has */
@@ -582,7 +371,7 @@ test_factory_reset_receipt(void)
 	CU_ASSERT_EQUAL(device_samples(f), 0);
 	/* a new key pair too: the old device key no longer signs for it */
 	CU_ASSERT_NOT_EQUAL(memcmp(f->peripheral->sign_public, f->sign_key, sizeof(f->sign_key)), 0);
-	fixture_close_session(f);
+	peripheral_fixture_close_session(f);
 	/* the device no longer knows this host */
 	again = amu_device_connect(f->device, NULL, &error);
 	CU_ASSERT_PTR_NULL(again);
@@ -592,7 +381,7 @@ test_factory_reset_receipt(void)
 static void
 test_wipe_keep_local(void)
 {
-	g_autoptr(Fixture) f = fixture_new();
+	g_autoptr(PeripheralFixture) f = fixture_new();
 	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuDevice) found = NULL;
 	g_autoptr(GPtrArray) receipts = NULL;
@@ -603,7 +392,7 @@ test_wipe_keep_local(void)
 	CU_ASSERT_TRUE(amu_device_wipe(f->device, AMU_WIPE_FLAGS_KEEP_LOCAL, NULL, &error));
 	if (error != NULL)
 		g_printerr("  wipe: %s\n", error->message);
-	CU_ASSERT_TRUE_FATAL(iterate_until(f, command_logged, 0));
+	CU_ASSERT_TRUE_FATAL(peripheral_fixture_iterate_until(f, command_logged, 0));
 	CU_ASSERT_EQUAL(device_samples(f), 0);
 	CU_ASSERT_EQUAL(amu_peripheral_get_n_bonds(f->peripheral), 1);
 	/* the host keeps the device, and says what happened */
