@@ -47,6 +47,21 @@ expect_rc() { # expect_rc WANT GOT WHAT
 expect_grep() { # expect_grep PATTERN FILE WHAT
 	if grep -q -- "$1" "$2"; then ok "$3"; else bad "$3: '$1' not in $2:"; sed 's/^/    /' "$2"; fi
 }
+PY=/usr/bin/python3
+# run_host DIR ARGS...: amulet on host dir DIR; sets rc, $work/out and $work/err
+run_host() {
+	dir=$1
+	shift
+	host "$dir" "$@" >"$work/out" 2>"$work/err"
+	rc=$?
+}
+json_check() { # json_check FILE EXPR WHAT: a Python expression over d, the parsed file
+	if "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert $2, d" "$1" 2>"$work/json.err"; then
+		ok "$3"
+	else
+		bad "$3"; sed 's/^/    /' "$1" "$work/json.err"
+	fi
+}
 finish() {
 	echo "$passes passed, $failures failed"
 	[ "$failures" = 0 ]

@@ -10,7 +10,6 @@ set -u
 work_prefix=amu-bluez
 . "${top_srcdir:-.}/tests/sim-helpers.sh"
 
-PY=/usr/bin/python3
 src=${top_srcdir:-.}
 emu="$src/tests/bluez/emulator.py"
 START=2026-11-01
@@ -29,17 +28,7 @@ trap stop_all EXIT INT TERM
 . "$bus/env"
 export DBUS_SYSTEM_BUS_ADDRESS
 ctl() { "$PY" "$emu" ctl "$bus" "$@"; }
-run() { # run ARGS...: amulet on host dir h; rc, $work/out, $work/err
-	host h "$@" >"$work/out" 2>"$work/err"
-	rc=$?
-}
-json_check() { # json_check FILE EXPR WHAT: a Python expression over d, the parsed file
-	if "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert $2, d" "$1" 2>"$work/json.err"; then
-		ok "$3"
-	else
-		bad "$3"; sed 's/^/    /' "$1" "$work/json.err"
-	fi
-}
+run() { run_host h "$@"; } # amulet on host dir h; rc, $work/out, $work/err
 counter() { # counter ADDRESS NAME: one of the emulator's call counters (lines NAME=N)
 	n=$(ctl GetCounters "$1" | sed -n "s/^$2=//p")
 	echo "${n:-0}"

@@ -11,20 +11,9 @@ set -u
 work_prefix=amu-update
 . "${top_srcdir:-.}/tests/sim-helpers.sh"
 
-PY=/usr/bin/python3
 sim="$b/amulet-sim"
 
-run() { # run ARGS...: amulet on host dir h; rc, $work/out, $work/err
-	host h "$@" >"$work/out" 2>"$work/err"
-	rc=$?
-}
-json_check() { # json_check FILE EXPR WHAT: a Python expression over d, the parsed file
-	if "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert $2, d" "$1" 2>"$work/json.err"; then
-		ok "$3"
-	else
-		bad "$3"; sed 's/^/    /' "$1" "$work/json.err"
-	fi
-}
+run() { run_host h "$@"; } # amulet on host dir h; rc, $work/out, $work/err
 refused() { # refused PACKAGE CODE EXIT WHAT: refused on the host, nothing sent
 	before=$(grep -c "update offer" "$work/band.log")
 	host h --json update band "$work/$1" --yes >"$work/out" 2>"$work/err"

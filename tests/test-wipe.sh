@@ -11,7 +11,6 @@ set -u
 work_prefix=amu-wipe
 . "${top_srcdir:-.}/tests/sim-helpers.sh"
 
-PY=/usr/bin/python3
 START=2026-11-01
 
 # scan.py DIR hex:HEX|text:TEXT: prints the files under DIR holding the bytes,
@@ -54,22 +53,9 @@ file_hex() { od -An -tx1 -v "$1" | tr -d ' \n'; }
 text_hex() { printf %s "$1" | od -An -tx1 -v | tr -d ' \n'; }
 sql() { sqlite3 "$1" "$2"; } # sql DB QUERY
 sim_id() { sed -n 's/.*(device id \([0-9a-f]*\), .*/\1/p' "$work/$1.log" | tail -1; }
-# run DIR ARGS...: amulet on host dir DIR; rc, $work/out, $work/err
-run() {
-	dir=$1
-	shift
-	host "$dir" "$@" >"$work/out" 2>"$work/err"
-	rc=$?
-}
+run() { run_host "$@"; } # run DIR ARGS...: amulet on host dir DIR; rc, $work/out, $work/err
 listed() { # listed DIR NAME: amulet devices names it
 	host "$1" devices | grep -q "^$2 "
-}
-json_check() { # json_check FILE EXPR WHAT: a Python expression over d, the parsed file
-	if "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert $2, d" "$1" 2>"$work/json.err"; then
-		ok "$3"
-	else
-		bad "$3"; sed 's/^/    /' "$1" "$work/json.err"
-	fi
 }
 stored_count() { host "$1" data "$2" --csv --from 2026-10-01 --to 2027-01-01 | tail -n +2 | wc -l; }
 # partly_synced SIM HOSTDIR SEED [NAME]: a band with a day of data, paired
