@@ -8,8 +8,8 @@
 
 /* Scanning through bluetoothd: address parsing, AmuBluezDevice, discovery
  * with amu_bluez_scan_async(), and the helpers for bluetoothd's calls,
- * errors and ObjectManager listings the agent and the link share (declared
- * in amu-bluez-private.h). */
+ * errors, ObjectManager listings and adapters that the agent, the link and
+ * the operations share (declared in amu-bluez-private.h). */
 
 #define BLUEZ_MISSING                                                                              \
 	"bluetoothd is not running (no org.bluez on the system bus): start it, e.g. systemctl "   \
@@ -171,18 +171,25 @@ amu_bluez_props_get_bool(GVariant *properties, const char *name)
 	return properties != NULL && g_variant_lookup(properties, name, "b", &value) && value;
 }
 
-gint
-amu_bluez_compare_strings(gconstpointer a, gconstpointer b)
+static gint
+compare_strings(gconstpointer a, gconstpointer b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static GError *
+powered_off_error(const char *adapter_name)
+{
+	return g_error_new(AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
+			   "%s is powered off: bluetoothctl power on", adapter_name);
+}
+
 /* The object path of @adapter, or of the first powered adapter when @adapter
  * is NULL, from a GetManagedObjects reply. */
-char *
-amu_bluez_select_adapter(GVariant *objects, const char *adapter, GError **error)
+GPtrArray *
+amu_bluez_objects_find(GVariant *objects, const char *interface, const char *parent)
 {
-	g_autoptr(GPtrArray) paths = g_ptr_array_new();
+	GPtrArray *paths = g_ptr_array_new();
 	GVariantIter iter;
 	const char *path;
 	GVariant *interfaces;
@@ -190,11 +197,19 @@ amu_bluez_select_adapter(GVariant *objects, const char *adapter, GError **error)
 	g_variant_iter_init(&iter, objects);
 	while (g_variant_iter_loop(&iter, "{&o@a{sa{sv}}}", &path, &interfaces)) {
 		g_autoptr(GVariant) properties =
-			g_variant_lookup_value(interfaces, IFACE_ADAPTER, G_VARIANT_TYPE_VARDICT);
-		if (properties != NULL)
+			g_variant_lookup_value(interfaces, interface, G_VARIANT_TYPE_VARDICT);
+		if (properties != NULL && (parent == NULL || amu_bluez_path_is_below(path, parent)))
 			g_ptr_array_add(paths, (gpointer)path);
 	}
-	g_ptr_array_sort(paths, amu_bluez_compare_strings);
+	g_ptr_array_sort(paths, compare_strings);
+	return paths;
+}
+
+static char *
+select_adapter(GVariant *objects, const char *adapter, GError **error)
+{
+	g_autoptr(GPtrArray) paths = amu_bluez_objects_find(objects, IFACE_ADAPTER, NULL);
+
 	if (adapter != NULL) {
 		g_autofree char *wanted = g_strdup_printf(BLUEZ_ROOT "/%s", adapter);
 		g_autoptr(GVariant) properties =
@@ -208,8 +223,7 @@ amu_bluez_select_adapter(GVariant *objects, const char *adapter, GError **error)
 			return NULL;
 		}
 		if (!amu_bluez_props_get_bool(properties, "Powered")) {
-			g_set_error(error, AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-				    "%s is powered off: bluetoothctl power on", adapter);
+			g_propagate_error(error, powered_off_error(adapter));
 			return NULL;
 		}
 		return g_steal_pointer(&wanted);
@@ -229,10 +243,23 @@ amu_bluez_select_adapter(GVariant *objects, const char *adapter, GError **error)
 	{
 		g_autofree char *name =
 			amu_bluez_adapter_name_from_path(g_ptr_array_index(paths, 0));
-		g_set_error(error, AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-			    "%s is powered off: bluetoothctl power on", name);
+		g_propagate_error(error, powered_off_error(name));
 	}
 	return NULL;
+}
+
+gboolean
+amu_bluez_op_pick_adapter(GTask *task, GVariant *objects)
+{
+	AmuBluezOp *op = g_task_get_task_data(task);
+	GError *error = NULL;
+
+	op->adapter_path = select_adapter(objects, op->adapter, &error);
+	if (op->adapter_path == NULL) {
+		amu_bluez_op_fail(task, error);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 /* ------------------------------------------------------------ devices */
@@ -398,9 +425,7 @@ device_entry_new(const char *path, GVariant *properties)
 /* ------------------------------------------------------------ scan */
 
 typedef struct {
-	GDBusConnection *bus;
-	char *adapter; /* as asked, nullable */
-	char *adapter_path;
+	AmuBluezOp op;
 	guint timeout_ms;
 	AmuBluezFoundFunc found;
 	gpointer found_data;
@@ -408,73 +433,41 @@ typedef struct {
 	guint added_id;
 	guint removed_id;
 	guint changed_id;
-	GSource *timer;
-	GSource *cancel_source;
-	gboolean discovering; /* we started discovery and have to stop it */
-	gboolean stopping;    /* StopDiscovery sent: the result stands */
-	gboolean done;
+	gboolean stopping; /* StopDiscovery sent: the result stands */
 } ScanData;
 
 static void
 scan_data_free(ScanData *data)
 {
-	if (data->bus != NULL) {
+	if (data->op.bus != NULL) {
 		if (data->added_id != 0)
-			g_dbus_connection_signal_unsubscribe(data->bus, data->added_id);
+			g_dbus_connection_signal_unsubscribe(data->op.bus, data->added_id);
 		if (data->removed_id != 0)
-			g_dbus_connection_signal_unsubscribe(data->bus, data->removed_id);
+			g_dbus_connection_signal_unsubscribe(data->op.bus, data->removed_id);
 		if (data->changed_id != 0)
-			g_dbus_connection_signal_unsubscribe(data->bus, data->changed_id);
-		if (data->discovering)
-			amu_bluez_call_ignore(data->bus, data->adapter_path, IFACE_ADAPTER,
-					      "StopDiscovery", NULL);
+			g_dbus_connection_signal_unsubscribe(data->op.bus, data->changed_id);
 	}
-	g_clear_object(&data->bus);
-	g_free(data->adapter);
-	g_free(data->adapter_path);
+	amu_bluez_op_clear(&data->op);
 	g_hash_table_unref(data->devices);
 	g_free(data);
-}
-
-/* The timer and the cancel source hold refs on the task: drop them when
- * the scan ends, whichever way it ends. */
-static void
-scan_end(ScanData *data)
-{
-	data->done = TRUE;
-	if (data->timer != NULL) {
-		g_source_destroy(data->timer);
-		g_clear_pointer(&data->timer, g_source_unref);
-	}
-	if (data->cancel_source != NULL) {
-		g_source_destroy(data->cancel_source);
-		g_clear_pointer(&data->cancel_source, g_source_unref);
-	}
-}
-
-/* Ends the scan with @error (taken); later events are ignored. */
-static void
-scan_fail(GTask *task, GError *error)
-{
-	ScanData *data = g_task_get_task_data(task);
-
-	if (data->done) {
-		g_error_free(error);
-		return;
-	}
-	g_object_ref(task);
-	scan_end(data);
-	g_task_return_error(task, error);
-	g_object_unref(task);
 }
 
 static void
 scan_report(ScanData *data, DeviceEntry *entry)
 {
-	if (data->done || !entry->seen || !entry->device.amulet || entry->device.address == NULL)
+	if (data->op.done || !entry->seen || !entry->device.amulet || entry->device.address == NULL)
 		return;
 	if (data->found != NULL)
 		data->found(&entry->device, data->found_data);
+}
+
+/* Signals that come before the adapter is picked, after the scan ended or
+ * once StopDiscovery was sent change nothing. */
+static gboolean
+scan_listening(ScanData *data, GVariant *parameters, const char *type)
+{
+	return !data->op.done && !data->stopping && data->op.adapter_path != NULL &&
+	       g_variant_is_of_type(parameters, G_VARIANT_TYPE(type));
 }
 
 static void
@@ -488,10 +481,10 @@ scan_interfaces_added_cb(GDBusConnection *bus, const char *sender, const char *o
 	const char *path;
 	DeviceEntry *entry;
 
-	if (data->done || data->stopping || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oa{sa{sv}})")))
+	if (!scan_listening(data, parameters, "(oa{sa{sv}})"))
 		return;
 	g_variant_get(parameters, "(&o@a{sa{sv}})", &path, &interfaces);
-	if (data->adapter_path == NULL || !amu_bluez_path_is_below(path, data->adapter_path))
+	if (!amu_bluez_path_is_below(path, data->op.adapter_path))
 		return;
 	properties = g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
 	if (properties == NULL)
@@ -511,7 +504,7 @@ scan_interfaces_removed_cb(GDBusConnection *bus, const char *sender, const char 
 	g_autofree const char **interfaces = NULL;
 	const char *path;
 
-	if (data->done || data->stopping || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oas)")))
+	if (!scan_listening(data, parameters, "(oas)"))
 		return;
 	g_variant_get(parameters, "(&o^a&s)", &path, &interfaces);
 	if (g_strv_contains(interfaces, IFACE_DEVICE))
@@ -529,7 +522,7 @@ scan_properties_changed_cb(GDBusConnection *bus, const char *sender, const char 
 	const char *changed_interface;
 	DeviceEntry *entry;
 
-	if (data->done || data->stopping || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
+	if (!scan_listening(data, parameters, "(sa{sv}as)"))
 		return;
 	entry = g_hash_table_lookup(data->devices, object_path);
 	if (entry == NULL)
@@ -544,16 +537,19 @@ scan_properties_changed_cb(GDBusConnection *bus, const char *sender, const char 
 }
 
 static void
-scan_subscribe(ScanData *data)
+scan_subscribe(GTask *task)
 {
+	ScanData *data = g_task_get_task_data(task);
+	GDBusConnection *bus = data->op.bus;
+
 	data->added_id = g_dbus_connection_signal_subscribe(
-		data->bus, BLUEZ_NAME, IFACE_OBJECT_MANAGER, "InterfacesAdded", "/", NULL,
+		bus, BLUEZ_NAME, IFACE_OBJECT_MANAGER, "InterfacesAdded", "/", NULL,
 		G_DBUS_SIGNAL_FLAGS_NONE, scan_interfaces_added_cb, data, NULL);
 	data->removed_id = g_dbus_connection_signal_subscribe(
-		data->bus, BLUEZ_NAME, IFACE_OBJECT_MANAGER, "InterfacesRemoved", "/", NULL,
+		bus, BLUEZ_NAME, IFACE_OBJECT_MANAGER, "InterfacesRemoved", "/", NULL,
 		G_DBUS_SIGNAL_FLAGS_NONE, scan_interfaces_removed_cb, data, NULL);
 	data->changed_id = g_dbus_connection_signal_subscribe(
-		data->bus, BLUEZ_NAME, IFACE_PROPERTIES, "PropertiesChanged", NULL, IFACE_DEVICE,
+		bus, BLUEZ_NAME, IFACE_PROPERTIES, "PropertiesChanged", NULL, IFACE_DEVICE,
 		G_DBUS_SIGNAL_FLAGS_NONE, scan_properties_changed_cb, data, NULL);
 }
 
@@ -568,12 +564,9 @@ compare_devices(gconstpointer a, gconstpointer b)
 }
 
 static void
-scan_stop_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+scan_stopped(GTask *task, GVariant *reply, const GError *error)
 {
-	g_autoptr(GTask) task = user_data;
 	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
 	g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func((GDestroyNotify)amu_bluez_device_free);
 	GHashTableIter iter;
 	DeviceEntry *entry;
@@ -581,8 +574,8 @@ scan_stop_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	/* a failed stop leaves nothing for us to undo: bluetoothd ends the
 	 * discovery session of a client that is gone or asked twice */
 	if (reply == NULL)
-		g_debug("stopping discovery on %s: %s", data->adapter_path, error->message);
-	if (data->done)
+		g_debug("stopping discovery on %s: %s", data->op.adapter_path, error->message);
+	if (data->op.done)
 		return;
 	g_hash_table_iter_init(&iter, data->devices);
 	while (g_hash_table_iter_next(&iter, NULL, (gpointer *)&entry)) {
@@ -590,132 +583,58 @@ scan_stop_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 			g_ptr_array_add(devices, amu_bluez_device_copy(&entry->device));
 	}
 	g_ptr_array_sort(devices, compare_devices);
-	scan_end(data);
-	g_task_return_pointer(task, g_steal_pointer(&devices), (GDestroyNotify)g_ptr_array_unref);
+	amu_bluez_op_return(task, g_steal_pointer(&devices), (GDestroyNotify)g_ptr_array_unref);
 }
 
-static gboolean
-scan_timer_cb(gpointer user_data)
+static void
+scan_timed_out(GTask *task)
 {
-	GTask *task = user_data;
 	ScanData *data = g_task_get_task_data(task);
 
-	g_clear_pointer(&data->timer, g_source_unref);
-	if (data->done)
-		return G_SOURCE_REMOVE;
 	/* what comes now is the end of discovery (bluetoothd drops the RSSI
 	 * values), not news about the devices */
 	data->stopping = TRUE;
-	data->discovering = FALSE;
-	g_dbus_connection_call(data->bus, BLUEZ_NAME, data->adapter_path, IFACE_ADAPTER,
-			       "StopDiscovery", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS,
-			       NULL, scan_stop_cb, g_object_ref(task));
-	return G_SOURCE_REMOVE;
+	amu_bluez_op_end_discovery(task, scan_stopped);
 }
 
-static gboolean
-scan_cancelled_cb(GCancellable *cancellable, gpointer user_data)
+static GError *
+scan_cancelled_error(GTask *task)
 {
-	GTask *task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-
-	g_clear_pointer(&data->cancel_source, g_source_unref);
-	scan_fail(task, g_error_new_literal(AMU_ERROR, AMU_ERROR_CANCELLED, "the scan was cancelled"));
-	return G_SOURCE_REMOVE;
+	return g_error_new_literal(AMU_ERROR, AMU_ERROR_CANCELLED, "the scan was cancelled");
 }
 
 static void
-scan_started_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+scan_started(GTask *task, GVariant *reply, const GError *error)
 {
-	g_autoptr(GTask) task = user_data;
 	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-	g_autofree char *name = amu_bluez_adapter_name_from_path(data->adapter_path);
+	g_autofree char *name = amu_bluez_adapter_name_from_path(data->op.adapter_path);
 
-	if (reply == NULL) {
-		/* another discovery of ours is still running: it serves this scan too */
-		if (!amu_bluez_error_is(error, "org.bluez.Error.InProgress")) {
-			g_autofree char *what = g_strdup_printf("cannot start discovery on %s", name);
-			if (amu_bluez_error_is(error, "org.bluez.Error.NotReady")) {
-				scan_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-							    "%s is powered off: bluetoothctl power on", name));
-				return;
-			}
-			scan_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
-			return;
-		}
-	} else {
-		data->discovering = TRUE;
-	}
-	if (data->done)
+	if (reply != NULL) {
+		data->op.discovering = TRUE;
+	} else if (amu_bluez_error_is(error, "org.bluez.Error.NotReady")) {
+		amu_bluez_op_fail(task, powered_off_error(name));
 		return;
-	data->timer = g_timeout_source_new(data->timeout_ms);
-	g_source_set_callback(data->timer, scan_timer_cb, g_object_ref(task), g_object_unref);
-	g_source_attach(data->timer, g_main_context_get_thread_default());
-	if (g_task_get_cancellable(task) != NULL) {
-		data->cancel_source = g_cancellable_source_new(g_task_get_cancellable(task));
-		g_source_set_callback(data->cancel_source, G_SOURCE_FUNC(scan_cancelled_cb),
-				      g_object_ref(task), g_object_unref);
-		g_source_attach(data->cancel_source, g_main_context_get_thread_default());
-	}
-}
-
-GVariant *
-amu_bluez_discovery_filter(gboolean amulet_only)
-{
-	GVariantBuilder builder;
-
-	g_variant_builder_init(&builder, G_VARIANT_TYPE_VARDICT);
-	g_variant_builder_add(&builder, "{sv}", "Transport", g_variant_new_string("le"));
-	if (amulet_only) {
-		const char *uuids[] = {AMU_GATT_SERVICE_UUID, NULL};
-		g_variant_builder_add(&builder, "{sv}", "UUIDs", g_variant_new_strv(uuids, -1));
-	}
-	return g_variant_new("(a{sv})", &builder);
-}
-
-static void
-scan_filter_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_autoptr(GTask) task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-
-	if (reply == NULL) {
-		g_autofree char *name = amu_bluez_adapter_name_from_path(data->adapter_path);
-		g_autofree char *what = g_strdup_printf("cannot set the discovery filter on %s", name);
-		scan_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
+	} else if (!amu_bluez_error_is(error, "org.bluez.Error.InProgress")) {
+		/* (another discovery of ours in progress serves this scan too) */
+		g_autofree char *what = g_strdup_printf("cannot start discovery on %s", name);
+		amu_bluez_op_fail(task, amu_bluez_error(error, AMU_ERROR_IO, what));
 		return;
 	}
-	g_dbus_connection_call(data->bus, BLUEZ_NAME, data->adapter_path, IFACE_ADAPTER,
-			       "StartDiscovery", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS,
-			       g_task_get_cancellable(task), scan_started_cb, g_object_ref(task));
+	if (data->op.done)
+		return;
+	amu_bluez_op_wait(task, data->timeout_ms);
 }
 
 static void
-scan_objects_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+scan_listed(GTask *task, GVariant *objects)
 {
-	g_autoptr(GTask) task = user_data;
 	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), result, &error);
-	g_autoptr(GVariant) objects = NULL;
+	g_autofree char *name = amu_bluez_adapter_name_from_path(data->op.adapter_path);
+	g_autofree char *what = g_strdup_printf("cannot set the discovery filter on %s", name);
 	GVariantIter iter;
 	const char *path;
 	GVariant *interfaces;
 
-	if (reply == NULL) {
-		scan_fail(task, amu_bluez_error(error, AMU_ERROR_IO, "cannot list bluetoothd's objects"));
-		return;
-	}
-	objects = g_variant_get_child_value(reply, 0);
-	data->adapter_path = amu_bluez_select_adapter(objects, data->adapter, &error);
-	if (data->adapter_path == NULL) {
-		scan_fail(task, g_steal_pointer(&error));
-		return;
-	}
 	/* devices bluetoothd knows already count if they were heard lately:
 	 * bluetoothd keeps an RSSI only for those */
 	g_variant_iter_init(&iter, objects);
@@ -723,7 +642,7 @@ scan_objects_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		g_autoptr(GVariant) properties = NULL;
 		DeviceEntry *entry;
 
-		if (!amu_bluez_path_is_below(path, data->adapter_path) ||
+		if (!amu_bluez_path_is_below(path, data->op.adapter_path) ||
 		    g_hash_table_contains(data->devices, path))
 			continue;
 		properties = g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
@@ -734,71 +653,48 @@ scan_objects_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 		g_hash_table_insert(data->devices, g_strdup(path), entry);
 		scan_report(data, entry);
 	}
-	if (data->done)
+	if (data->op.done)
 		return;
-	g_dbus_connection_call(data->bus, BLUEZ_NAME, data->adapter_path, IFACE_ADAPTER,
-			       "SetDiscoveryFilter", amu_bluez_discovery_filter(TRUE), NULL,
-			       G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, g_task_get_cancellable(task),
-			       scan_filter_cb, g_object_ref(task));
+	amu_bluez_op_start_discovery(task, TRUE, what, scan_started);
 }
 
-static void
-scan_bus_cb(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	g_autoptr(GTask) task = user_data;
-	ScanData *data = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-
-	data->bus = g_bus_get_finish(result, &error);
-	if (data->bus == NULL) {
-		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-			scan_fail(task, g_error_new_literal(AMU_ERROR, AMU_ERROR_CANCELLED,
-							    "the scan was cancelled"));
-			return;
-		}
-		scan_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_NOT_SUPPORTED,
-					    "cannot reach the system bus (%s): is D-Bus running?",
-					    error->message));
-		return;
-	}
-	/* subscribe first, so nothing that happens after the listing is missed */
-	scan_subscribe(data);
-	g_dbus_connection_call(data->bus, BLUEZ_NAME, "/", IFACE_OBJECT_MANAGER,
-			       "GetManagedObjects", NULL, G_VARIANT_TYPE("(a{oa{sa{sv}}})"),
-			       G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, g_task_get_cancellable(task),
-			       scan_objects_cb, g_object_ref(task));
-}
+static const AmuBluezOpClass scan_class = {
+	.cancelled_error = scan_cancelled_error,
+	.subscribe = scan_subscribe,
+	.listed = scan_listed,
+	.pick_adapter = TRUE,
+	.timed_out = scan_timed_out,
+};
 
 void
 amu_bluez_scan_async(const char *adapter, guint timeout_ms, AmuBluezFoundFunc found,
 		     gpointer found_data, GCancellable *cancellable, GAsyncReadyCallback callback,
 		     gpointer user_data)
 {
-	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
 	ScanData *data = g_new0(ScanData, 1);
+	g_autoptr(GTask) task = amu_bluez_op_task_new(&data->op, &scan_class,
+						      (GDestroyNotify)scan_data_free,
+						      amu_bluez_scan_async, cancellable, callback,
+						      user_data);
 
-	g_task_set_source_tag(task, amu_bluez_scan_async);
-	/* errors are AMU_ERROR_CANCELLED, not GIO's */
-	g_task_set_check_cancellable(task, FALSE);
-	data->adapter = g_strdup(adapter);
+	data->op.adapter = g_strdup(adapter);
 	data->timeout_ms = timeout_ms;
 	data->found = found;
 	data->found_data = found_data;
 	data->devices = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					      (GDestroyNotify)device_entry_free);
-	g_task_set_task_data(task, data, (GDestroyNotify)scan_data_free);
 	if (adapter != NULL && !is_adapter_name(adapter, strlen(adapter))) {
-		scan_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
-					    "'%s' is not an adapter name: use hciN, e.g. hci0", adapter));
+		amu_bluez_op_fail(task, g_error_new(AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
+						    "'%s' is not an adapter name: use hciN, e.g. "
+						    "hci0",
+						    adapter));
 		return;
 	}
-	g_bus_get(G_BUS_TYPE_SYSTEM, cancellable, scan_bus_cb, g_object_ref(task));
+	amu_bluez_op_start(task);
 }
 
 GPtrArray *
 amu_bluez_scan_finish(GAsyncResult *result, GError **error)
 {
-	g_return_val_if_fail(g_task_is_valid(result, NULL), NULL);
-	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
-	return g_task_propagate_pointer(G_TASK(result), error);
+	return amu_bluez_op_finish(result, error);
 }

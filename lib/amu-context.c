@@ -361,6 +361,18 @@ amu_context_open_link_async(AmuContext *self, const char *address, gboolean pair
 					     open_link_bluez_cb, g_object_ref(task));
 		return;
 	}
+	{
+		const char *rest = NULL;
+		AmuLinkOpenFunc open_func = amu_link_lookup_scheme(address, &rest);
+		if (open_func != NULL) {
+			AmuLink *link = open_func(rest, &error);
+			if (link == NULL)
+				g_task_return_error(task, error);
+			else
+				g_task_return_pointer(task, link, (GDestroyNotify)amu_link_unref);
+			return;
+		}
+	}
 	g_task_return_new_error(task, AMU_ERROR, AMU_ERROR_INVALID_ARGUMENT,
 				"unknown address '%s': use sim:PATH for a simulated device, or bluez:ADDRESS "
 				"(bluez:hciN/ADDRESS) for one in radio range",

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <string.h>
+
 #include "amu-link.h"
 
 /* all links of the process: links live on any thread's main context */
@@ -143,4 +145,38 @@ amu_link_emit_closed(AmuLink *link, const GError *error)
 	if (func != NULL)
 		func(link, error, user_data);
 	amu_link_unref(link);
+}
+
+/* ---------------------------------------------------------------- schemes */
+
+static GHashTable *link_schemes; /* scheme -> AmuLinkOpenFunc */
+G_LOCK_DEFINE_STATIC(link_schemes);
+
+void
+amu_link_register_scheme(const char *scheme, AmuLinkOpenFunc func)
+{
+	G_LOCK(link_schemes);
+	if (link_schemes == NULL)
+		link_schemes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_hash_table_replace(link_schemes, g_strdup(scheme), (gpointer)func);
+	G_UNLOCK(link_schemes);
+}
+
+AmuLinkOpenFunc
+amu_link_lookup_scheme(const char *address, const char **rest)
+{
+	const char *colon = strchr(address, ':');
+	g_autofree char *scheme = NULL;
+	AmuLinkOpenFunc func = NULL;
+
+	if (colon == NULL || colon == address)
+		return NULL;
+	scheme = g_strndup(address, (gsize)(colon - address));
+	G_LOCK(link_schemes);
+	if (link_schemes != NULL)
+		func = (AmuLinkOpenFunc)g_hash_table_lookup(link_schemes, scheme);
+	G_UNLOCK(link_schemes);
+	if (func != NULL && rest != NULL)
+		*rest = colon + 1;
+	return func;
 }

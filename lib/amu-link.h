@@ -72,6 +72,15 @@ void amu_link_emit_rx(AmuLink *link, const uint8_t *buf, size_t len);
 void amu_link_get_rx_totals(uint64_t *n_received, uint64_t *n_bytes_received);
 void amu_link_emit_closed(AmuLink *link, const GError *error);
 
+/* Links outside the library core (the L2CAP CoC link, which needs the GPL
+ * libbluetooth, lives in the tool): a program registers an opener for an
+ * address scheme ("l2cap" for "l2cap:..."); amu_context's connections then
+ * use it for addresses of that scheme. The opener gets the address without
+ * "scheme:". Registering a scheme again replaces its opener. */
+typedef AmuLink *(*AmuLinkOpenFunc)(const char *address, GError **error);
+void amu_link_register_scheme(const char *scheme, AmuLinkOpenFunc func);
+AmuLinkOpenFunc amu_link_lookup_scheme(const char *address, const char **rest);
+
 /* UNIX SOCK_SEQPACKET link, for the simulator */
 AmuLink *amu_link_socket_new_from_fd(int fd, uint16_t att_mtu, const char *description);
 AmuLink *amu_link_socket_connect(const char *path, uint16_t att_mtu, GError **error);

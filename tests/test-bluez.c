@@ -35,18 +35,31 @@ guard_expired_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-/* Runs the main loop until *flag is set; FALSE if the guard ran out first. */
+/* Runs the main loop until @done says so for @data; FALSE if the guard ran
+ * out first. */
 static gboolean
-wait_for_flag(const gboolean *flag)
+wait_until(gboolean (*done)(gconstpointer data), gconstpointer data)
 {
 	gboolean expired = FALSE;
 	guint guard = g_timeout_add(GUARD_MS, guard_expired_cb, &expired);
 
-	while (!*flag && !expired)
+	while (!done(data) && !expired)
 		g_main_context_iteration(NULL, TRUE);
 	if (!expired)
 		g_source_remove(guard);
-	return *flag;
+	return done(data);
+}
+
+static gboolean
+flag_is_set(gconstpointer data)
+{
+	return *(const gboolean *)data;
+}
+
+static gboolean
+wait_for_flag(const gboolean *flag)
+{
+	return wait_until(flag_is_set, flag);
 }
 
 static void
@@ -55,16 +68,16 @@ store_result_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 	*(GAsyncResult **)user_data = g_object_ref(result);
 }
 
+static gboolean
+result_is_stored(gconstpointer data)
+{
+	return *(GAsyncResult *const *)data != NULL;
+}
+
 static GAsyncResult *
 wait_for_result(GAsyncResult **slot)
 {
-	gboolean expired = FALSE;
-	guint guard = g_timeout_add(GUARD_MS, guard_expired_cb, &expired);
-
-	while (*slot == NULL && !expired)
-		g_main_context_iteration(NULL, TRUE);
-	if (!expired)
-		g_source_remove(guard);
+	wait_until(result_is_stored, slot);
 	return *slot;
 }
 
@@ -117,18 +130,65 @@ passkey_cb(AmuBluezPasskey *passkey, gpointer user_data)
 	amu_bluez_passkey_reply(passkey, !answer->accept);
 }
 
+/* Connects and waits for the outcome: the link, or NULL with @error set
+ * (also when the guard runs out) */
 static AmuLink *
-connect_link(const char *spec, gboolean pair, PasskeyAnswer *answer, GError **error)
+connect_full(const char *spec, gboolean pair, AmuBluezPasskeyFunc func, gpointer func_data,
+	     GCancellable *cancellable, GError **error)
 {
 	g_autoptr(GAsyncResult) result = NULL;
 
-	amu_link_bluez_connect_async(spec, pair, answer != NULL ? passkey_cb : NULL, answer, NULL,
-				     store_result_cb, &result);
+	amu_link_bluez_connect_async(spec, pair, func, func_data, cancellable, store_result_cb,
+				     &result);
 	if (wait_for_result(&result) == NULL) {
 		g_set_error_literal(error, AMU_ERROR, AMU_ERROR_TIMED_OUT, "connect never finished");
 		return NULL;
 	}
 	return amu_link_bluez_connect_finish(result, error);
+}
+
+static AmuLink *
+connect_link(const char *spec, gboolean pair, PasskeyAnswer *answer, GError **error)
+{
+	return connect_full(spec, pair, answer != NULL ? passkey_cb : NULL, answer, NULL, error);
+}
+
+/* The link to @spec, which must come up */
+static AmuLink *
+expect_link(const char *spec, gboolean pair, PasskeyAnswer *answer)
+{
+	g_autoptr(GError) error = NULL;
+	AmuLink *link = connect_link(spec, pair, answer, &error);
+
+	if (error != NULL)
+		g_printerr("  %s\n", error->message);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
+	return link;
+}
+
+/* Connecting to @spec fails with @code: the error, for more checks */
+static GError *
+expect_connect_error(const char *spec, gboolean pair, AmuBluezPasskeyFunc func, gpointer func_data,
+		     GCancellable *cancellable, AmuError code)
+{
+	GError *error = NULL;
+	g_autoptr(AmuLink) link = connect_full(spec, pair, func, func_data, cancellable, &error);
+
+	CU_ASSERT_PTR_NULL(link);
+	AMU_ASSERT_ERROR(error, code);
+	return error;
+}
+
+/* Scanning on @adapter fails with @code: the error, for more checks */
+static GError *
+expect_scan_error(const char *adapter, AmuError code)
+{
+	GError *error = NULL;
+	g_autoptr(GPtrArray) devices = scan(adapter, 100, NULL, NULL, &error);
+
+	CU_ASSERT_PTR_NULL(devices);
+	AMU_ASSERT_ERROR(error, code);
+	return error;
 }
 
 /* ------------------------------------------------------------ framing peer */
@@ -292,21 +352,26 @@ load_env(GError **error)
 	return g_getenv("DBUS_SYSTEM_BUS_ADDRESS") != NULL;
 }
 
+/* A call to the emulator's mock interface on @path: the reply, or NULL
+ * with the error printed */
 static GVariant *
-mock_call(const char *method, GVariant *parameters, GError **error)
+mock_call(const char *path, const char *method, GVariant *parameters)
 {
-	return g_dbus_connection_call_sync(emu.bus, "org.bluez", MOCK_PATH, MOCK_IFACE, method,
-					   parameters, NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, error);
+	g_autoptr(GError) error = NULL;
+	GVariant *reply = g_dbus_connection_call_sync(emu.bus, "org.bluez", path, MOCK_IFACE, method,
+						      parameters, NULL, G_DBUS_CALL_FLAGS_NONE, 10000,
+						      NULL, &error);
+
+	if (reply == NULL)
+		g_printerr("  %s: %s\n", method, error->message);
+	return reply;
 }
 
 static gboolean
 mock(const char *method, GVariant *parameters)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = mock_call(method, parameters, &error);
+	g_autoptr(GVariant) reply = mock_call(MOCK_PATH, method, parameters);
 
-	if (reply == NULL)
-		g_printerr("  %s: %s\n", method, error->message);
 	return reply != NULL;
 }
 
@@ -380,29 +445,28 @@ emulator_setup(void)
 
 /* Waits until the last reference to the bus connection is gone, so the
  * next test's g_bus_get() connects to its own emulator. */
+static gboolean
+weak_ref_is_gone(gconstpointer data)
+{
+	GObject *alive = g_weak_ref_get((GWeakRef *)data);
+
+	if (alive == NULL)
+		return TRUE;
+	g_object_unref(alive);
+	return FALSE;
+}
+
 static void
 drop_bus(GDBusConnection **bus)
 {
 	GWeakRef ref;
-	gboolean expired = FALSE;
-	guint guard;
-	GDBusConnection *alive;
 
 	if (*bus == NULL)
 		return;
 	g_weak_ref_init(&ref, *bus);
 	g_clear_object(bus);
-	guard = g_timeout_add(GUARD_MS, guard_expired_cb, &expired);
-	while ((alive = g_weak_ref_get(&ref)) != NULL && !expired) {
-		g_object_unref(alive);
-		g_main_context_iteration(NULL, TRUE);
-	}
-	if (alive != NULL) {
+	if (!wait_until(weak_ref_is_gone, &ref))
 		g_printerr("  the system bus connection is still referenced\n");
-		g_object_unref(alive);
-	} else {
-		g_source_remove(guard);
-	}
 	g_weak_ref_clear(&ref);
 }
 
@@ -446,17 +510,23 @@ standard_setup(gboolean pairing)
 	return TRUE;
 }
 
+/* The standard setup, then a link to the device, paired through @answer */
+static AmuLink *
+paired_link(PasskeyAnswer *answer)
+{
+	standard_setup(TRUE);
+	return expect_link(DEVICE_ADDRESS, TRUE, answer);
+}
+
 static guint32
 last_passkey(const char *address)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = mock_call("GetLastPasskey", g_variant_new("(s)", address), &error);
+	g_autoptr(GVariant) reply =
+		mock_call(MOCK_PATH, "GetLastPasskey", g_variant_new("(s)", address));
 	guint32 value = G_MAXUINT32;
 
-	if (reply == NULL) {
-		g_printerr("  GetLastPasskey: %s\n", error->message);
+	if (reply == NULL)
 		return value;
-	}
 	if (g_variant_is_of_type(reply, G_VARIANT_TYPE("(u)")))
 		g_variant_get(reply, "(u)", &value);
 	else if (g_variant_is_of_type(reply, G_VARIANT_TYPE("(i)")))
@@ -468,15 +538,12 @@ last_passkey(const char *address)
 static gint64
 counter(const char *address, const char *name)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = mock_call("GetCounters", g_variant_new("(s)", address), &error);
+	g_autoptr(GVariant) reply = mock_call(MOCK_PATH, "GetCounters", g_variant_new("(s)", address));
 	g_autoptr(GVariant) dict = NULL;
 	g_autoptr(GVariant) value = NULL;
 
-	if (reply == NULL) {
-		g_printerr("  GetCounters: %s\n", error->message);
+	if (reply == NULL)
 		return -1;
-	}
 	dict = g_variant_get_child_value(reply, 0);
 	value = g_variant_lookup_value(dict, name, NULL);
 	if (value == NULL)
@@ -610,21 +677,14 @@ test_parse_extra_path(void)
 static void
 test_connect_bad_spec(void)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuLink) link = connect_link("not-an-address", FALSE, NULL, &error);
-
-	CU_ASSERT_PTR_NULL(link);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_INVALID_ARGUMENT);
+	g_autoptr(GError) error = expect_connect_error("not-an-address", FALSE, NULL, NULL, NULL,
+						       AMU_ERROR_INVALID_ARGUMENT);
 }
 
 static void
 test_scan_bad_adapter(void)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) devices = scan("bluetooth0", 100, NULL, NULL, &error);
-
-	CU_ASSERT_PTR_NULL(devices);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_INVALID_ARGUMENT);
+	g_autoptr(GError) error = expect_scan_error("bluetooth0", AMU_ERROR_INVALID_ARGUMENT);
 }
 
 /* ------------------------------------------------------------ no bluetoothd */
@@ -806,12 +866,9 @@ static void
 test_scan_missing_adapter(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) devices = NULL;
 
 	standard_setup(TRUE);
-	devices = scan("hci7", 100, NULL, NULL, &error);
-	CU_ASSERT_PTR_NULL(devices);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_NOT_FOUND);
+	error = expect_scan_error("hci7", AMU_ERROR_NOT_FOUND);
 	CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "hci7"));
 }
 
@@ -819,12 +876,9 @@ static void
 test_scan_no_adapter(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) devices = NULL;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(emu.bus);
-	devices = scan(NULL, 100, NULL, NULL, &error);
-	CU_ASSERT_PTR_NULL(devices);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_NOT_FOUND);
+	error = expect_scan_error(NULL, AMU_ERROR_NOT_FOUND);
 }
 
 static void
@@ -862,15 +916,10 @@ test_scan_cancelled(void)
 static void
 test_pair_and_handshake(void)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
 
-	standard_setup(TRUE);
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	if (error != NULL)
-		g_printerr("  %s\n", error->message);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
+	link = paired_link(&answer);
 	CU_ASSERT_EQUAL(answer.calls, 1);
 	CU_ASSERT_STRING_EQUAL(answer.address, DEVICE_ADDRESS);
 	CU_ASSERT_TRUE(answer.value <= 999999);
@@ -888,13 +937,11 @@ test_pair_and_handshake(void)
 static void
 test_pair_answer_later(void)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = TRUE, .later = TRUE};
 
 	standard_setup(TRUE);
-	link = connect_link("hci0/c0:ff:ee:00:00:01", TRUE, &answer, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
+	link = expect_link("hci0/c0:ff:ee:00:00:01", TRUE, &answer);
 	CU_ASSERT_EQUAL(answer.calls, 1);
 	CU_ASSERT_TRUE(handshake(link));
 }
@@ -903,22 +950,16 @@ test_pair_answer_later(void)
 static void
 test_reconnect_after_pairing(void)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuLink) first = NULL;
 	g_autoptr(AmuLink) second = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
 
-	standard_setup(TRUE);
-	first = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(first);
+	first = paired_link(&answer);
 	g_clear_pointer(&first, amu_link_unref);
 	/* the Disconnect of the close goes out first */
 	for (int i = 0; i < 50; i++)
 		g_main_context_iteration(NULL, FALSE);
-	second = connect_link(DEVICE_ADDRESS, FALSE, &answer, &error);
-	if (error != NULL)
-		g_printerr("  %s\n", error->message);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(second);
+	second = expect_link(DEVICE_ADDRESS, FALSE, &answer);
 	CU_ASSERT_EQUAL(answer.calls, 1);
 	CU_ASSERT_TRUE(handshake(second));
 }
@@ -927,27 +968,23 @@ static void
 test_pair_rejected(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = FALSE};
 
 	standard_setup(TRUE);
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	CU_ASSERT_PTR_NULL(link);
+	error = expect_connect_error(DEVICE_ADDRESS, TRUE, passkey_cb, &answer, NULL,
+				     AMU_ERROR_REJECTED);
 	CU_ASSERT_EQUAL(answer.calls, 1);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_REJECTED);
 }
 
 static void
 test_connect_unpaired(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
 
 	standard_setup(TRUE);
-	link = connect_link(DEVICE_ADDRESS, FALSE, &answer, &error);
-	CU_ASSERT_PTR_NULL(link);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_AUTH_FAILED);
+	error = expect_connect_error(DEVICE_ADDRESS, FALSE, passkey_cb, &answer, NULL,
+				     AMU_ERROR_AUTH_FAILED);
 	CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "unpair and pair again"));
 	CU_ASSERT_EQUAL(answer.calls, 0);
 }
@@ -956,20 +993,17 @@ static void
 test_connect_unknown_device(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuLink) link = NULL;
 
 	standard_setup(TRUE);
 	/* not advertising: the short discovery gives up */
-	link = connect_link("C0:FF:EE:99:99:99", FALSE, NULL, &error);
-	CU_ASSERT_PTR_NULL(link);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_NOT_FOUND);
+	error = expect_connect_error("C0:FF:EE:99:99:99", FALSE, NULL, NULL, NULL,
+				     AMU_ERROR_NOT_FOUND);
 	CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "amulet scan"));
 }
 
 static void
 test_fallback_write_value(void)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
 
@@ -977,10 +1011,7 @@ test_fallback_write_value(void)
 	CU_ASSERT_TRUE_FATAL(
 		mock("SetAcquireSupported", g_variant_new("(sb)", DEVICE_ADDRESS, FALSE)));
 	CU_ASSERT_EQUAL(counter(DEVICE_ADDRESS, "write_value"), 0);
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	if (error != NULL)
-		g_printerr("  %s\n", error->message);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
+	link = expect_link(DEVICE_ADDRESS, TRUE, &answer);
 	CU_ASSERT_TRUE(handshake(link));
 	CU_ASSERT_TRUE(counter(DEVICE_ADDRESS, "write_value") >= 1);
 	CU_ASSERT_EQUAL(counter(DEVICE_ADDRESS, "start_notify"), 1);
@@ -991,7 +1022,6 @@ test_fallback_write_value(void)
 static void
 test_fallback_mtu(void)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
 	uint8_t datagram[200] = {0};
@@ -1000,8 +1030,7 @@ test_fallback_mtu(void)
 	CU_ASSERT_TRUE_FATAL(
 		mock("SetAcquireSupported", g_variant_new("(sb)", DEVICE_ADDRESS, FALSE)));
 	CU_ASSERT_TRUE_FATAL(mock("SetMtu", g_variant_new("(sq)", DEVICE_ADDRESS, 64)));
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
+	link = expect_link(DEVICE_ADDRESS, TRUE, &answer);
 	CU_ASSERT_EQUAL(amu_link_get_att_mtu(link), 64);
 	CU_ASSERT_FALSE(amu_link_send(link, datagram, 62, NULL));
 	CU_ASSERT_TRUE(handshake(link));
@@ -1011,7 +1040,6 @@ test_fallback_mtu(void)
 static void
 test_acquired_mtu(void)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(GError) send_error = NULL;
 	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
@@ -1019,8 +1047,7 @@ test_acquired_mtu(void)
 
 	standard_setup(TRUE);
 	CU_ASSERT_TRUE_FATAL(mock("SetMtu", g_variant_new("(sq)", DEVICE_ADDRESS, 185)));
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
+	link = expect_link(DEVICE_ADDRESS, TRUE, &answer);
 	CU_ASSERT_EQUAL(amu_link_get_att_mtu(link), 185);
 	CU_ASSERT_FALSE(amu_link_send(link, datagram, 183, &send_error));
 	CU_ASSERT_PTR_NOT_NULL(send_error);
@@ -1031,15 +1058,13 @@ static void
 test_pair_failed(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
 
 	standard_setup(TRUE);
 	CU_ASSERT_TRUE_FATAL(mock("SetPairingResult", g_variant_new("(ss)", DEVICE_ADDRESS,
 								    "org.bluez.Error.ConnectionAttemptFailed")));
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	CU_ASSERT_PTR_NULL(link);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_AUTH_FAILED);
+	error = expect_connect_error(DEVICE_ADDRESS, TRUE, passkey_cb, &answer, NULL,
+				     AMU_ERROR_AUTH_FAILED);
 	/* BlueZ's reason is kept for the user */
 	CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "org.bluez.Error.ConnectionAttemptFailed"));
 }
@@ -1049,19 +1074,13 @@ test_pair_failed(void)
 static void
 test_pair_twice(void)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(AmuLink) first = NULL;
 	g_autoptr(AmuLink) second = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
 
-	standard_setup(TRUE);
-	first = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(first);
+	first = paired_link(&answer);
 	g_clear_pointer(&first, amu_link_unref);
-	second = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	if (error != NULL)
-		g_printerr("  %s\n", error->message);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(second);
+	second = expect_link(DEVICE_ADDRESS, TRUE, &answer);
 	CU_ASSERT_EQUAL(counter(DEVICE_ADDRESS, "pairs"), 2);
 	CU_ASSERT_TRUE(handshake(second));
 }
@@ -1086,18 +1105,13 @@ static void
 test_passkey_withdrawn(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GAsyncResult) result = NULL;
-	g_autoptr(AmuLink) link = NULL;
 	HeldPasskey held = {0};
 
 	standard_setup(TRUE);
 	CU_ASSERT_TRUE_FATAL(mock("SetPairingTimeout", g_variant_new("(u)", 1)));
-	amu_link_bluez_connect_async(DEVICE_ADDRESS, TRUE, hold_passkey_cb, &held, NULL,
-				     store_result_cb, &result);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(wait_for_result(&result));
-	link = amu_link_bluez_connect_finish(result, &error);
-	CU_ASSERT_PTR_NULL(link);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_AUTH_FAILED);
+	/* (a connect that never finished fails with TIMED_OUT) */
+	error = expect_connect_error(DEVICE_ADDRESS, TRUE, hold_passkey_cb, &held, NULL,
+				     AMU_ERROR_AUTH_FAILED);
 	CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "AuthenticationTimeout"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(held.passkey);
 	CU_ASSERT_TRUE(amu_bluez_passkey_is_cancelled(held.passkey));
@@ -1113,26 +1127,18 @@ test_cancel_during_pairing(void)
 {
 	g_autoptr(GCancellable) cancellable = g_cancellable_new();
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GAsyncResult) result = NULL;
 	g_autoptr(AmuLink) link = NULL;
 	PasskeyAnswer answer = {.accept = TRUE};
 	HeldPasskey held = {.cancel_on_request = cancellable};
 
 	standard_setup(TRUE);
-	amu_link_bluez_connect_async(DEVICE_ADDRESS, TRUE, hold_passkey_cb, &held, cancellable,
-				     store_result_cb, &result);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(wait_for_result(&result));
-	link = amu_link_bluez_connect_finish(result, &error);
-	CU_ASSERT_PTR_NULL(link);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_CANCELLED);
+	/* (a connect that never finished fails with TIMED_OUT) */
+	error = expect_connect_error(DEVICE_ADDRESS, TRUE, hold_passkey_cb, &held, cancellable,
+				     AMU_ERROR_CANCELLED);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(held.passkey);
 	CU_ASSERT_TRUE(amu_bluez_passkey_is_cancelled(held.passkey));
 	amu_bluez_passkey_unref(held.passkey);
-	g_clear_error(&error);
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	if (error != NULL)
-		g_printerr("  %s\n", error->message);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
+	link = expect_link(DEVICE_ADDRESS, TRUE, &answer);
 	CU_ASSERT_EQUAL(answer.calls, 1);
 }
 
@@ -1141,72 +1147,57 @@ test_adapter_powered_off(void)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GError) connect_error = NULL;
-	g_autoptr(GPtrArray) devices = NULL;
-	g_autoptr(AmuLink) link = NULL;
 	g_autoptr(GVariant) reply = NULL;
 	GVariantBuilder properties;
 
 	standard_setup(TRUE);
 	g_variant_builder_init(&properties, G_VARIANT_TYPE_VARDICT);
 	g_variant_builder_add(&properties, "{sv}", "Powered", g_variant_new_boolean(FALSE));
-	reply = g_dbus_connection_call_sync(emu.bus, "org.bluez", "/org/bluez/" ADAPTER, MOCK_IFACE,
-					    "UpdateProperties",
-					    g_variant_new("(sa{sv})", "org.bluez.Adapter1", &properties),
-					    NULL, G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+	reply = mock_call("/org/bluez/" ADAPTER, "UpdateProperties",
+			  g_variant_new("(sa{sv})", "org.bluez.Adapter1", &properties));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(reply);
-	devices = scan(NULL, 100, NULL, NULL, &error);
-	CU_ASSERT_PTR_NULL(devices);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_NOT_SUPPORTED);
+	error = expect_scan_error(NULL, AMU_ERROR_NOT_SUPPORTED);
 	CU_ASSERT_STRING_EQUAL(error->message, "hci0 is powered off: bluetoothctl power on");
-	link = connect_link("hci0/" DEVICE_ADDRESS, FALSE, NULL, &connect_error);
-	CU_ASSERT_PTR_NULL(link);
-	AMU_ASSERT_ERROR(connect_error, AMU_ERROR_NOT_SUPPORTED);
+	connect_error = expect_connect_error("hci0/" DEVICE_ADDRESS, FALSE, NULL, NULL, NULL,
+					     AMU_ERROR_NOT_SUPPORTED);
+}
+
+/* A paired link with @peer on it, then the emulator's @method on the
+ * device: the link must close with DISCONNECTED. */
+static AmuLink *
+expect_link_lost(FramingPeer *peer, const char *method)
+{
+	PasskeyAnswer answer = {.accept = TRUE};
+	AmuLink *link = paired_link(&answer);
+
+	peer_init(peer, link);
+	CU_ASSERT_TRUE(mock(method, g_variant_new("(s)", DEVICE_ADDRESS)));
+	wait_for_flag(&peer->closed);
+	CU_ASSERT_TRUE(peer->closed);
+	CU_ASSERT_PTR_NOT_NULL(peer->close_error);
+	if (peer->close_error != NULL)
+		AMU_ASSERT_ERROR(peer->close_error, AMU_ERROR_DISCONNECTED);
+	return link;
 }
 
 /* the device going away while connected ends the link the same way */
 static void
 test_device_removed(void)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuLink) link = NULL;
-	PasskeyAnswer answer = {.accept = TRUE};
 	FramingPeer peer;
+	g_autoptr(AmuLink) link = expect_link_lost(&peer, "RemoveAmuletDevice");
 
-	standard_setup(TRUE);
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
-	peer_init(&peer, link);
-	CU_ASSERT_TRUE(mock("RemoveAmuletDevice", g_variant_new("(s)", DEVICE_ADDRESS)));
-	wait_for_flag(&peer.closed);
-	CU_ASSERT_TRUE(peer.closed);
-	if (peer.close_error != NULL) {
-		AMU_ASSERT_ERROR(peer.close_error, AMU_ERROR_DISCONNECTED);
-	} else {
-		CU_FAIL("closed without an error");
-	}
 	peer_clear(&peer);
 }
 
 static void
 test_drop_connection(void)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuLink) link = NULL;
-	PasskeyAnswer answer = {.accept = TRUE};
 	FramingPeer peer;
+	g_autoptr(AmuLink) link = expect_link_lost(&peer, "DropConnection");
 
-	standard_setup(TRUE);
-	link = connect_link(DEVICE_ADDRESS, TRUE, &answer, &error);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(link);
-	peer_init(&peer, link);
-	CU_ASSERT_TRUE(mock("DropConnection", g_variant_new("(s)", DEVICE_ADDRESS)));
-	wait_for_flag(&peer.closed);
-	CU_ASSERT_TRUE(peer.closed);
-	CU_ASSERT_PTR_NOT_NULL(peer.close_error);
-	if (peer.close_error != NULL) {
-		AMU_ASSERT_ERROR(peer.close_error, AMU_ERROR_DISCONNECTED);
+	if (peer.close_error != NULL)
 		CU_ASSERT_PTR_NOT_NULL(strstr(peer.close_error->message, "link to " DEVICE_ADDRESS " lost"));
-	}
 	/* closed means closed: nothing more goes out */
 	CU_ASSERT_FALSE(amu_link_send(link, (const uint8_t *)"x", 1, NULL));
 	peer_clear(&peer);

@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "amulet-cli.h"
+#ifdef HAVE_L2CAP
+#include "amu-link-l2cap.h"
+#endif
 
 static const char *usage_text =
 	"Usage: amulet [--data-dir DIR] [--json] COMMAND [ARGS...]\n"
@@ -601,6 +604,10 @@ main(int argc, char **argv)
 	int i, exit_code = EXIT_USAGE;
 
 	setlocale(LC_ALL, "");
+#ifdef HAVE_L2CAP
+	/* l2cap: addresses, through the kernel's Bluetooth sockets (docs/bluez.md) */
+	amu_link_register_scheme("l2cap", amu_link_l2cap_open);
+#endif
 	/* global options come before the command */
 	for (i = 1; i < argc; i++) {
 		if (g_strcmp0(argv[i], "--help") == 0 || g_strcmp0(argv[i], "-h") == 0) {
