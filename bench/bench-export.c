@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <json-glib/json-glib.h>
+#include <nettle/sha2.h>
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
@@ -45,7 +46,9 @@
 #define CSV_TARGET_RATE 2e6
 #define RATIO_TARGET 0.5
 #define RSS_TARGET_MIB 32.0
-#define BASELINE_BUFFER_SIZE (64 * 1024) /* the export writer's stdio buffer */
+#define BASELINE_BUFFER_SIZE (64 * 1024) /* the export writer's buffer */
+#define WRITER_BUFFER_SIZE (64 * 1024)   /* what the writer hashes at a time */
+#define HASH_READ_SIZE (1024 * 1024)
 
 static const char *tool_amulet = AMU_BENCH_BUILDDIR "/tools/amulet";
 static const char *tool_sim = AMU_BENCH_BUILDDIR "/tools/amulet-sim";
@@ -639,10 +642,45 @@ baseline_plan(const DataSet *set, AmuExportFormat format)
 typedef struct {
 	double seconds;
 	double cpu;
-	double hash_seconds; /* the digests of the data files alone, again after the run */
+	double hash_seconds; /* the writer's hashing of the data files, done again after the run */
 	guint64 samples;
 	guint64 bytes;
 } ExportRun;
+
+/* Hashes @path as the export writer does, one buffer at a time with
+ * nettle, timing only the hashing: the file is read back a MiB at a time
+ * (not timed), so the page cache and the disk stay out of the figure. */
+static gboolean
+hash_like_writer(const char *path, double *seconds, GError **error)
+{
+	g_autofree uint8_t *data = g_malloc(HASH_READ_SIZE);
+	struct sha256_ctx ctx;
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", path, g_strerror(errno));
+		return FALSE;
+	}
+	sha256_init(&ctx);
+	*seconds = 0;
+	while ((n = read(fd, data, HASH_READ_SIZE)) > 0 || (n < 0 && errno == EINTR)) {
+		double t0 = wall_seconds();
+
+		for (ssize_t done = 0; done < n; done += WRITER_BUFFER_SIZE)
+			sha256_update(&ctx, (size_t)MIN(n - done, WRITER_BUFFER_SIZE), data + done);
+		*seconds += wall_seconds() - t0;
+	}
+	if (n < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", path, g_strerror(errno));
+		close(fd);
+		return FALSE;
+	}
+	close(fd);
+	sha256_digest(&ctx, sizeof(digest), digest);
+	return TRUE;
+}
 
 static gboolean
 export_run(AmuContext *context, const char *grant_id, AmuExportFormat format, const char *out_dir, ExportRun *run,
@@ -659,18 +697,18 @@ export_run(AmuContext *context, const char *grant_id, AmuExportFormat format, co
 	run->cpu = self_cpu_seconds() - cpu0;
 	run->samples = amu_data_export_get_n_samples(export);
 	run->bytes = dir_bytes(out_dir);
-	/* what write_manifest() does first: read every data file back and hash it */
+	/* the SHA-256 the writer computed as it wrote: the same bytes through
+	 * the same nettle calls, buffer by buffer */
 	files = amu_data_export_get_files(export);
-	t0 = wall_seconds();
+	run->hash_seconds = 0;
 	for (guint i = 0; i < files->len; i++) {
 		g_autofree char *path = g_build_filename(out_dir, g_ptr_array_index(files, i), NULL);
-		g_autofree char *digest = NULL;
-		guint64 size = 0;
-		digest = amu_export_file_sha256(path, &size, error);
-		if (digest == NULL)
+		double seconds = 0;
+
+		if (!hash_like_writer(path, &seconds, error))
 			return FALSE;
+		run->hash_seconds += seconds;
 	}
-	run->hash_seconds = wall_seconds() - t0;
 	return TRUE;
 }
 
@@ -748,7 +786,8 @@ rate_case(const char *dir, const RateCase *c, guint *n_missed, GError **error)
 	       runs[0].seconds * 1e3, runs[RATE_REPS - 1].seconds * 1e3, m->cpu * 1e3, 100 * m->cpu / m->seconds,
 	       (double)m->bytes / 1e6, (double)m->bytes / (double)MAX(rows, 1), (double)baseline_bytes / 1e6,
 	       (double)baseline_bytes / (double)MAX(rows, 1));
-	printf("     of which SHA-256 of the data files (amu_export_file_sha256(), timed again after the run): "
+	printf("     of which SHA-256 of the data files (nettle, as the writer hashes each buffer it writes; "
+	       "the same bytes hashed again after the run): "
 	       "%.1f ms (%.0f%%)\n",
 	       m->hash_seconds * 1e3, 100 * m->hash_seconds / m->seconds);
 	fflush(stdout);

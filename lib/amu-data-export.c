@@ -31,6 +31,7 @@ struct _AmuDataExport {
 	guint64 n_samples;
 	guint64 per_category[AMU_CATEGORY_LAST + 1];
 	GPtrArray *files;
+	GPtrArray *written; /* AmuExportFile: the digest and size of each of @files */
 	char *manifest_sha256;
 };
 
@@ -46,6 +47,7 @@ amu_data_export_finalize(GObject *object)
 	g_free(self->path);
 	g_clear_pointer(&self->seal_to, g_bytes_unref);
 	g_ptr_array_unref(self->files);
+	g_clear_pointer(&self->written, g_ptr_array_unref);
 	g_free(self->manifest_sha256);
 	G_OBJECT_CLASS(amu_data_export_parent_class)->finalize(object);
 }
@@ -327,7 +329,7 @@ hex_of(const void *data, size_t len)
 /* The consent receipt (Kantara Consent Receipt v1.1 fields, as carried on in
  * ISO/IEC TS 27560), the grant, what was exported, and the file digests. */
 static JsonNode *
-build_manifest(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, GPtrArray *digests, const uint8_t owner_pk[32],
+build_manifest(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, const uint8_t owner_pk[32],
 	       gint64 now_ms)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new();
@@ -505,14 +507,16 @@ build_manifest(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, GPtr
 
 	json_builder_set_member_name(b, "files");
 	json_builder_begin_array(b);
-	for (guint i = 0; i < self->files->len; i++) {
+	for (guint i = 0; i < self->written->len; i++) {
+		const AmuExportFile *file = g_ptr_array_index(self->written, i);
+
 		json_builder_begin_object(b);
 		json_builder_set_member_name(b, "name");
-		json_builder_add_string_value(b, g_ptr_array_index(self->files, i));
+		json_builder_add_string_value(b, file->name);
 		json_builder_set_member_name(b, "sha256");
-		json_builder_add_string_value(b, g_ptr_array_index(digests, i * 2));
+		json_builder_add_string_value(b, file->sha256);
 		json_builder_set_member_name(b, "bytes");
-		json_builder_add_int_value(b, (gint64)g_ascii_strtoull(g_ptr_array_index(digests, i * 2 + 1), NULL, 10));
+		json_builder_add_int_value(b, (gint64)file->size);
 		json_builder_end_object(b);
 	}
 	json_builder_end_array(b);
@@ -540,7 +544,6 @@ write_file(const char *path, const void *data, size_t len, GError **error)
 static gboolean
 write_manifest(AmuDataExport *self, const char *dir, AmuConsent *consent, AmuDevice *device, gint64 now_ms, GError **error)
 {
-	g_autoptr(GPtrArray) digests = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(JsonNode) root = NULL;
 	g_autoptr(JsonGenerator) generator = json_generator_new();
 	g_autofree char *text = NULL;
@@ -551,19 +554,9 @@ write_manifest(AmuDataExport *self, const char *dir, AmuConsent *consent, AmuDev
 	uint8_t *owner_sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	gsize len = 0;
 
-	for (guint i = 0; i < self->files->len; i++) {
-		g_autofree char *path = g_build_filename(dir, g_ptr_array_index(self->files, i), NULL);
-		guint64 size = 0;
-		char *sha = amu_export_file_sha256(path, &size, error);
-		if (sha == NULL) {
-			sodium_free(owner_sk);
-			return FALSE;
-		}
-		g_ptr_array_add(digests, sha);
-		g_ptr_array_add(digests, g_strdup_printf("%" G_GUINT64_FORMAT, size));
-	}
+	/* the writer hashed each data file as it wrote it */
 	amu_context_get_signing_keys(self->context, owner_pk, owner_sk);
-	root = build_manifest(self, consent, device, digests, owner_pk, now_ms);
+	root = build_manifest(self, consent, device, owner_pk, now_ms);
 	json_generator_set_root(generator, root);
 	json_generator_set_pretty(generator, TRUE);
 	text = json_generator_to_data(generator, &len);
@@ -709,7 +702,9 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 	if (!amu_export_writer_finish(writer, &files, error))
 		return FALSE;
 	for (guint i = 0; i < files->len; i++)
-		g_ptr_array_add(self->files, g_strdup(g_ptr_array_index(files, i)));
+		g_ptr_array_add(self->files, g_strdup(((const AmuExportFile *)g_ptr_array_index(files, i))->name));
+	g_clear_pointer(&self->written, g_ptr_array_unref);
+	self->written = g_steal_pointer(&files);
 	if (progress_func != NULL)
 		progress_func(self, self->n_samples, self->n_samples, progress_data);
 	return TRUE;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
+#include <nettle/sha2.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,12 +48,13 @@ io_error(GError **error, const char *verb, const char *path)
 	return FALSE;
 }
 
+/* nettle's, as the export writer's: it uses the CPU's SHA instructions */
 char *
 amu_export_file_sha256(const char *path, guint64 *size, GError **error)
 {
 	FILE *f = fopen(path, "rb");
-	crypto_hash_sha256_state state;
-	uint8_t digest[crypto_hash_sha256_BYTES];
+	struct sha256_ctx state;
+	uint8_t digest[SHA256_DIGEST_SIZE];
 	g_autofree uint8_t *buf = g_malloc(CHUNK);
 	char *hex;
 	size_t n;
@@ -61,10 +63,10 @@ amu_export_file_sha256(const char *path, guint64 *size, GError **error)
 		io_error(error, "read", path);
 		return NULL;
 	}
-	crypto_hash_sha256_init(&state);
+	sha256_init(&state);
 	*size = 0;
 	while ((n = fread(buf, 1, CHUNK, f)) > 0) {
-		crypto_hash_sha256_update(&state, buf, n);
+		sha256_update(&state, n, buf);
 		*size += n;
 	}
 	if (ferror(f)) {
@@ -73,7 +75,7 @@ amu_export_file_sha256(const char *path, guint64 *size, GError **error)
 		return NULL;
 	}
 	fclose(f);
-	crypto_hash_sha256_final(&state, digest);
+	sha256_digest(&state, sizeof(digest), digest);
 	hex = g_malloc(sizeof(digest) * 2 + 1);
 	sodium_bin2hex(hex, sizeof(digest) * 2 + 1, digest, sizeof(digest));
 	return hex;

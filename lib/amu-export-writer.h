@@ -39,6 +39,20 @@ typedef struct {
  * order fails with AMU_ERROR_INVALID_ARGUMENT and writes nothing. */
 typedef struct AmuExportWriter AmuExportWriter;
 
+#define AMU_EXPORT_SHA256_HEX_LEN 64
+
+/* One file the writer made, as the manifest describes it: the SHA-256 and
+ * size of the bytes written, taken as they were written, so nothing has to
+ * read the file back. */
+typedef struct {
+	char *name;				    /* relative to the export directory */
+	char sha256[AMU_EXPORT_SHA256_HEX_LEN + 1]; /* lower-case hex */
+	guint64 size;				    /* bytes */
+} AmuExportFile;
+
+/* NULL-tolerant */
+void amu_export_file_free(AmuExportFile *file);
+
 /* @dir exists and is empty; the format's single file is created at once */
 AmuExportWriter *amu_export_writer_new(AmuExportFormat format,
 				       const char *dir,
@@ -46,12 +60,14 @@ AmuExportWriter *amu_export_writer_new(AmuExportFormat format,
 				       GError **error);
 gboolean amu_export_writer_add(AmuExportWriter *writer, const AmuSample *sample, GError **error);
 /* Ends, flushes, fsyncs and closes the files and fsyncs @dir. @files:
- * (transfer full) (element-type utf8) the names written, relative to @dir,
- * sorted by strcmp(). */
+ * (transfer full) (element-type AmuExportFile) (nullable) the files written,
+ * sorted by name with strcmp(), each with its digest and size; the array
+ * frees its elements. */
 gboolean amu_export_writer_finish(AmuExportWriter *writer, GPtrArray **files, GError **error);
 /* NULL-tolerant; closes what is open and removes nothing */
 void amu_export_writer_free(AmuExportWriter *writer);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuExportWriter, amu_export_writer_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuExportFile, amu_export_file_free)
 
 G_END_DECLS

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -16,7 +17,8 @@
 /* The export files as a recipient gets them: each format is written from a
  * known set of samples, read back by an independent reader (python3's json,
  * csv and xml modules), checked against the JSON Schema in docs/ and the
- * GPX 1.1 XSD, and the writer is made to fail on a full and a read-only
+ * GPX 1.1 XSD, the digests the writer reports are checked against the
+ * files on disk, and the writer is made to fail on a full and a read-only
  * disk. */
 
 #define T0 G_GINT64_CONSTANT(1793491200000) /* 2026-11-01T00:00:00.000Z */
@@ -526,7 +528,8 @@ files_are(GPtrArray *files, const char *const *names)
 	if (files->len != n)
 		return FALSE;
 	for (guint i = 0; i < n; i++) {
-		if (strcmp(g_ptr_array_index(files, i), names[i]) != 0)
+		const AmuExportFile *file = g_ptr_array_index(files, i);
+		if (strcmp(file->name, names[i]) != 0)
 			return FALSE;
 	}
 	return TRUE;
@@ -990,6 +993,167 @@ test_existing_file(void)
 	amu_export_writer_free(NULL);
 }
 
+/* ---------------------------------------------------------------- digests */
+
+#define WRITER_BUFFER_SIZE (64 * 1024) /* the writer's EXPORT_BUFFER_SIZE */
+
+/* Each file finish() reports against libsodium's SHA-256 of the file as it
+ * is on disk, and against the directory: every file there is reported. */
+static gboolean
+digests_match_disk(const char *dir, GPtrArray *files)
+{
+	g_autoptr(GDir) listing = g_dir_open(dir, 0, NULL);
+	gboolean ok = TRUE;
+	guint n_on_disk = 0;
+
+	CU_ASSERT_FATAL(sodium_init() >= 0);
+	while (listing != NULL && g_dir_read_name(listing) != NULL)
+		n_on_disk++;
+	if (n_on_disk != files->len) {
+		g_printerr("  %u files in %s, %u reported\n", n_on_disk, dir, files->len);
+		ok = FALSE;
+	}
+	for (guint i = 0; i < files->len; i++) {
+		const AmuExportFile *file = g_ptr_array_index(files, i);
+		g_autofree char *path = g_build_filename(dir, file->name, NULL);
+		g_autofree char *data = NULL;
+		guint8 digest[crypto_hash_sha256_BYTES];
+		char hex[sizeof(digest) * 2 + 1];
+		gsize len = 0;
+
+		if (!g_file_get_contents(path, &data, &len, NULL)) {
+			g_printerr("  cannot read %s\n", path);
+			ok = FALSE;
+			continue;
+		}
+		crypto_hash_sha256(digest, (const guint8 *)data, len);
+		sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+		if (strcmp(hex, file->sha256) != 0 || file->size != len) {
+			g_printerr("  %s: reported %s, %" G_GUINT64_FORMAT
+				   " bytes; on disk %s, %" G_GSIZE_FORMAT " bytes\n",
+				   file->name,
+				   file->sha256,
+				   file->size,
+				   hex,
+				   len);
+			ok = FALSE;
+		}
+	}
+	return ok;
+}
+
+static guint64
+largest_file(GPtrArray *files)
+{
+	guint64 largest = 0;
+
+	for (guint i = 0; i < files->len; i++)
+		largest = MAX(largest, ((const AmuExportFile *)g_ptr_array_index(files, i))->size);
+	return largest;
+}
+
+/* every category, so CSV writes nine files */
+static void
+test_digests_every_format(void)
+{
+	for (int format = AMU_EXPORT_FORMAT_JSON; format <= AMU_EXPORT_FORMAT_GPX; format++) {
+		g_autoptr(GPtrArray) files = NULL;
+		g_autoptr(Scratch) scratch = scratch_export(
+		  format, AMU_GRANULARITY_RAW, raw_samples, G_N_ELEMENTS(raw_samples), &files);
+
+		CU_ASSERT_EQUAL(files->len, format == AMU_EXPORT_FORMAT_CSV ? 9 : 1);
+		CU_ASSERT_TRUE(digests_match_disk(scratch->out, files));
+	}
+}
+
+/* Many buffers' worth, ending part way into one: every flush is hashed
+ * once, in order, and the rest at close. */
+static void
+test_digests_larger_than_buffer(void)
+{
+	g_autoptr(GArray) heart = g_array_new(FALSE, FALSE, sizeof(AmuSample));
+	g_autoptr(GArray) track = g_array_new(FALSE, FALSE, sizeof(AmuSample));
+
+	for (gint64 i = 0; i < 20000; i++) {
+		AmuSample beat = { T0 + i * 1000,
+				   AMU_CATEGORY_HEART_RATE,
+				   { 50 + (gint32)(i % 97) } };
+		AmuSample fix = { T0 + i * 1000,
+				  AMU_CATEGORY_LOCATION,
+				  { 525200066 + (gint32)i * 17,
+				    134049540 - (gint32)i * 13,
+				    (gint32)(i % 5000) } };
+		g_array_append_val(heart, beat);
+		g_array_append_val(track, fix);
+	}
+	for (int format = AMU_EXPORT_FORMAT_JSON; format <= AMU_EXPORT_FORMAT_GPX; format++) {
+		GArray *samples = format == AMU_EXPORT_FORMAT_GPX ? track : heart;
+		g_autoptr(GPtrArray) files = NULL;
+		g_autoptr(Scratch) scratch = scratch_export(format,
+							    AMU_GRANULARITY_RAW,
+							    (const AmuSample *)samples->data,
+							    samples->len,
+							    &files);
+
+		CU_ASSERT_EQUAL(files->len, 1);
+		CU_ASSERT_TRUE(largest_file(files) > 4 * WRITER_BUFFER_SIZE);
+		CU_ASSERT_TRUE(largest_file(files) % WRITER_BUFFER_SIZE != 0);
+		CU_ASSERT_TRUE(digests_match_disk(scratch->out, files));
+	}
+}
+
+/* No samples: only each document's head and tail, written at close from a
+ * buffer never flushed before; CSV writes no file and reports none. */
+static void
+test_digests_empty(void)
+{
+	for (int format = AMU_EXPORT_FORMAT_JSON; format <= AMU_EXPORT_FORMAT_GPX; format++) {
+		g_autoptr(GPtrArray) files = NULL;
+		g_autoptr(Scratch) scratch =
+		  scratch_export(format, AMU_GRANULARITY_RAW, NULL, 0, &files);
+
+		CU_ASSERT_EQUAL(files->len, format == AMU_EXPORT_FORMAT_CSV ? 0 : 1);
+		if (files->len > 0)
+			CU_ASSERT_TRUE(largest_file(files) < WRITER_BUFFER_SIZE);
+		CU_ASSERT_TRUE(digests_match_disk(scratch->out, files));
+	}
+}
+
+/* A device name longer than the buffer: GPX's head and every FHIR entry
+ * (which names the device twice) are each one piece bigger than the
+ * buffer, written past it. */
+static void
+test_digests_record_larger_than_buffer(void)
+{
+	g_autofree char *name = g_strnfill(WRITER_BUFFER_SIZE + 1000, 'n');
+	const AmuSample samples[] = {
+		{ T0, AMU_CATEGORY_HEART_RATE, { 61 } },
+		{ T0 + 1000, AMU_CATEGORY_HEART_RATE, { 62 } },
+		{ T0, AMU_CATEGORY_LOCATION, { 525200066, 134049540, 3412 } },
+	};
+	AmuExportInfo info = test_info;
+
+	info.device_name = name;
+	for (int format = AMU_EXPORT_FORMAT_JSON; format <= AMU_EXPORT_FORMAT_GPX; format++) {
+		g_autoptr(Scratch) scratch = scratch_new();
+		g_autoptr(AmuExportWriter) writer =
+		  amu_export_writer_new(format, scratch->out, &info, NULL);
+		g_autoptr(GPtrArray) files = NULL;
+		g_autoptr(GError) error = NULL;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(writer);
+		for (gsize i = 0; i < G_N_ELEMENTS(samples); i++)
+			CU_ASSERT_TRUE(amu_export_writer_add(writer, &samples[i], NULL));
+		CU_ASSERT_TRUE(amu_export_writer_finish(writer, &files, &error));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(files);
+		if (format == AMU_EXPORT_FORMAT_FHIR)
+			CU_ASSERT_TRUE(largest_file(files) > 4 * WRITER_BUFFER_SIZE);
+		if (format == AMU_EXPORT_FORMAT_GPX || format == AMU_EXPORT_FORMAT_JSON)
+			CU_ASSERT_TRUE(largest_file(files) > WRITER_BUFFER_SIZE);
+		CU_ASSERT_TRUE(digests_match_disk(scratch->out, files));
+	}
+}
+
 /* ---------------------------------------------------------------- failing disks */
 
 static char *
@@ -1155,5 +1319,9 @@ AMU_TEST_MAIN("export-writer",
 	      { "empty", test_empty },
 	      { "refused samples", test_refused_samples },
 	      { "existing file", test_existing_file },
+	      { "digests every format", test_digests_every_format },
+	      { "digests larger than buffer", test_digests_larger_than_buffer },
+	      { "digests empty", test_digests_empty },
+	      { "digests record larger than buffer", test_digests_record_larger_than_buffer },
 	      { "disk full", test_disk_full },
 	      { "read-only", test_read_only })
