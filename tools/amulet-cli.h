@@ -30,6 +30,8 @@ int cli_exit_code_for(const GError *error);
 /* prints the error (as JSON on stdout with --json, always on stderr) and returns the exit code */
 int cli_report_error(Cli *cli, const char *command, const GError *error);
 int cli_usage_error(const char *command, const char *message);
+/* asks QUESTION [y/N] on stderr; TRUE only for an answer starting with y or Y */
+gboolean cli_ask_yes_no(const char *question);
 gboolean cli_open_context(Cli *cli, const char *command, int *exit_code);
 AmuDevice *cli_find_device(Cli *cli, const char *command, const char *name, int *exit_code);
 

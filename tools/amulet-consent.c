@@ -126,18 +126,6 @@ consent_json(GString *out, AmuConsent *consent)
 	g_string_append_c(out, '}');
 }
 
-static gboolean
-ask_yes(const char *question)
-{
-	char buf[64] = {0};
-
-	fprintf(stderr, "%s [y/N] ", question);
-	fflush(stderr);
-	if (fgets(buf, sizeof(buf), stdin) == NULL)
-		return FALSE;
-	return buf[0] == 'y' || buf[0] == 'Y';
-}
-
 static int
 consent_grant(Cli *cli, int argc, char **argv)
 {
@@ -218,7 +206,7 @@ consent_grant(Cli *cli, int argc, char **argv)
 	fputs(impact, stderr);
 	if (yes) {
 		fprintf(stderr, "amulet consent grant: --yes: granting without asking\n");
-	} else if (!ask_yes("Grant this?")) {
+	} else if (!cli_ask_yes_no("Grant this?")) {
 		fprintf(stderr, "Not granted: nothing will leave this host for %s.\n", recipient);
 		return EXIT_REJECTED;
 	}

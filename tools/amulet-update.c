@@ -58,18 +58,6 @@ progress_end(UpdateProgress *progress)
 	progress->line_open = FALSE;
 }
 
-static gboolean
-ask_yes_no(const char *question)
-{
-	char buf[64] = {0};
-
-	fprintf(stderr, "%s [y/N] ", question);
-	fflush(stderr);
-	if (fgets(buf, sizeof(buf), stdin) == NULL)
-		return FALSE;
-	return buf[0] == 'y' || buf[0] == 'Y';
-}
-
 static void
 print_update(AmuDevice *device, AmuFirmwareUpdate *update)
 {
@@ -268,7 +256,7 @@ cli_cmd_update(Cli *cli, int argc, char **argv)
 		print_update(device, update);
 		if (yes) {
 			fprintf(stderr, "amulet update: --yes: installing without asking\n");
-		} else if (!ask_yes_no("Install it now?")) {
+		} else if (!cli_ask_yes_no("Install it now?")) {
 			fprintf(stderr, "Not installed.\n");
 			return EXIT_REJECTED;
 		}

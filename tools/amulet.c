@@ -254,6 +254,18 @@ cli_open_context(Cli *cli, const char *command, int *exit_code)
 	return TRUE;
 }
 
+gboolean
+cli_ask_yes_no(const char *question)
+{
+	char buf[64] = {0};
+
+	fprintf(stderr, "%s [y/N] ", question);
+	fflush(stderr);
+	if (fgets(buf, sizeof(buf), stdin) == NULL)
+		return FALSE;
+	return buf[0] == 'y' || buf[0] == 'Y';
+}
+
 int
 cli_usage_error(const char *command, const char *message)
 {
