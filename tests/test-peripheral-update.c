@@ -108,6 +108,17 @@ status_setting(const Amulet__V1__DeviceStatus *status, const char *key)
 	return NULL;
 }
 
+/* @status lists exactly the @n key, value @pairs, in that order */
+static void
+assert_settings(const Amulet__V1__DeviceStatus *status, size_t n, const char *const *pairs)
+{
+	CU_ASSERT_EQUAL_FATAL(status->n_settings, n);
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_STRING_EQUAL(status->settings[i]->key, pairs[2 * i]);
+		CU_ASSERT_STRING_EQUAL(status->settings[i]->value, pairs[2 * i + 1]);
+	}
+}
+
 /* a SettingsChange of @n key, value pairs */
 static const Amulet__V1__Message *
 change_settings(PeripheralFixture *f, size_t n, const char *const *pairs)
@@ -345,15 +356,21 @@ corrupt_state_file(PeripheralFixture *f, const char *name, off_t offset)
 
 /* ---------------------------------------------------------------- flows */
 
-/* a band, paired, with an open session */
+/* a device of @profile, paired, with an open session */
 static PeripheralFixture *
-band_new(void)
+device_new(AmuPeripheralProfile profile)
 {
-	PeripheralFixture *f = peripheral_fixture_new(AMU_PERIPHERAL_PROFILE_BAND);
+	PeripheralFixture *f = peripheral_fixture_new(profile);
 
 	amu_sim_vendor_keypair(sim_pk, sim_sk);
 	peripheral_fixture_connect(f);
 	return f;
+}
+
+static PeripheralFixture *
+band_new(void)
+{
+	return device_new(AMU_PERIPHERAL_PROFILE_BAND);
 }
 
 /* offers @p and sends all of it */
@@ -461,6 +478,8 @@ test_status_band(void)
 	g_autofree char *path = state_path(f, "slot-a.img");
 	g_autofree char *image = NULL;
 	const Amulet__V1__DeviceStatus *status = request_status(f);
+	const char *defaults[] = {"display_name", "Sim Band B1", "do_not_disturb", "off", "heart_rate_interval_s",
+				  "1"};
 	uint8_t digest[32];
 	gsize len = 0;
 
@@ -474,54 +493,38 @@ test_status_band(void)
 	CU_ASSERT_STRING_EQUAL(status->reverted_from, "");
 	CU_ASSERT_EQUAL(status->slot_size, AMU_PERIPHERAL_SLOT_SIZE_DEFAULT);
 	/* a band's settings, sorted, at their defaults */
-	CU_ASSERT_EQUAL_FATAL(status->n_settings, 3);
-	CU_ASSERT_STRING_EQUAL(status->settings[0]->key, "display_name");
-	CU_ASSERT_STRING_EQUAL(status->settings[0]->value, "Sim Band B1");
-	CU_ASSERT_STRING_EQUAL(status->settings[1]->key, "do_not_disturb");
-	CU_ASSERT_STRING_EQUAL(status->settings[1]->value, "off");
-	CU_ASSERT_STRING_EQUAL(status->settings[2]->key, "heart_rate_interval_s");
-	CU_ASSERT_STRING_EQUAL(status->settings[2]->value, "1");
+	assert_settings(status, 3, defaults);
 	/* the slot size is the device's */
 	amu_peripheral_set_slot_size(f->peripheral, 123456);
 	CU_ASSERT_EQUAL(request_status(f)->slot_size, 123456);
 }
 
+/* a device of @profile runs the factory firmware with these @n default settings */
+static void
+assert_fresh_status(AmuPeripheralProfile profile, size_t n, const char *const *defaults)
+{
+	g_autoptr(PeripheralFixture) f = device_new(profile);
+	const Amulet__V1__DeviceStatus *status = request_status(f);
+
+	CU_ASSERT_STRING_EQUAL(status->firmware_version, "1.0.0");
+	assert_settings(status, n, defaults);
+}
+
 static void
 test_status_watch(void)
 {
-	g_autoptr(PeripheralFixture) f = peripheral_fixture_new(AMU_PERIPHERAL_PROFILE_WATCH);
-	const Amulet__V1__DeviceStatus *status;
+	const char *defaults[] = {"display_name",	   "Sim Watch W1", "do_not_disturb", "off",
+				  "heart_rate_interval_s", "1",		   "share_location", "off"};
 
-	peripheral_fixture_connect(f);
-	status = request_status(f);
-	CU_ASSERT_STRING_EQUAL(status->firmware_version, "1.0.0");
-	CU_ASSERT_EQUAL_FATAL(status->n_settings, 4);
-	CU_ASSERT_STRING_EQUAL(status->settings[0]->key, "display_name");
-	CU_ASSERT_STRING_EQUAL(status->settings[0]->value, "Sim Watch W1");
-	CU_ASSERT_STRING_EQUAL(status->settings[1]->key, "do_not_disturb");
-	CU_ASSERT_STRING_EQUAL(status->settings[1]->value, "off");
-	CU_ASSERT_STRING_EQUAL(status->settings[2]->key, "heart_rate_interval_s");
-	CU_ASSERT_STRING_EQUAL(status->settings[2]->value, "1");
-	CU_ASSERT_STRING_EQUAL(status->settings[3]->key, "share_location");
-	CU_ASSERT_STRING_EQUAL(status->settings[3]->value, "off");
+	assert_fresh_status(AMU_PERIPHERAL_PROFILE_WATCH, 4, defaults);
 }
 
 static void
 test_status_toy(void)
 {
-	g_autoptr(PeripheralFixture) f = peripheral_fixture_new(AMU_PERIPHERAL_PROFILE_TOY);
-	const Amulet__V1__DeviceStatus *status;
+	const char *defaults[] = {"display_name", "Sim Toy T1", "do_not_disturb", "off", "voice_chat", "off"};
 
-	peripheral_fixture_connect(f);
-	status = request_status(f);
-	CU_ASSERT_STRING_EQUAL(status->firmware_version, "1.0.0");
-	CU_ASSERT_EQUAL_FATAL(status->n_settings, 3);
-	CU_ASSERT_STRING_EQUAL(status->settings[0]->key, "display_name");
-	CU_ASSERT_STRING_EQUAL(status->settings[0]->value, "Sim Toy T1");
-	CU_ASSERT_STRING_EQUAL(status->settings[1]->key, "do_not_disturb");
-	CU_ASSERT_STRING_EQUAL(status->settings[1]->value, "off");
-	CU_ASSERT_STRING_EQUAL(status->settings[2]->key, "voice_chat");
-	CU_ASSERT_STRING_EQUAL(status->settings[2]->value, "off");
+	assert_fresh_status(AMU_PERIPHERAL_PROFILE_TOY, 3, defaults);
 }
 
 /* ---------------------------------------------------------------- tests: settings */
@@ -572,16 +575,24 @@ test_settings_refuse_unknown_key(void)
 	CU_ASSERT_PTR_NULL(status_setting(request_status(f), "share_location"));
 }
 
+/* each of @bad as the value of @key is refused, the message holding @needle */
+static void
+assert_values_refused(PeripheralFixture *f, const char *key, const char *const *bad, size_t n_bad,
+		      const char *needle)
+{
+	for (size_t i = 0; i < n_bad; i++)
+		ASSERT_REFUSED(f, change_setting(f, key, bad[i]), "settings change", AMU_ERROR_INVALID_ARGUMENT,
+			       needle);
+}
+
 static void
 test_settings_refuse_bad_name(void)
 {
 	g_autoptr(PeripheralFixture) f = band_new();
 	const char *bad[] = {"", "a\nb", "tab\there", "123456789012345678901234567890123"};
 
-	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-		ASSERT_REFUSED(f, change_setting(f, "display_name", bad[i]), "settings change",
-			       AMU_ERROR_INVALID_ARGUMENT, "display_name takes 1 to 32 printable characters");
-	}
+	assert_values_refused(f, "display_name", bad, G_N_ELEMENTS(bad),
+			      "display_name takes 1 to 32 printable characters");
 	/* 32 characters, not bytes: this one is 64 bytes and fits */
 	CU_ASSERT_EQUAL(change_setting(f, "display_name", "ÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄ")->body_case,
 			AMULET__V1__MESSAGE__BODY_DEVICE_STATUS);
@@ -593,10 +604,8 @@ test_settings_refuse_bad_period(void)
 	g_autoptr(PeripheralFixture) f = band_new();
 	const char *bad[] = {"25:00-07:00", "22:60-07:00", "22:00-22:00", "22:00", "on", "2200-0700", "22:00-07:00x"};
 
-	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-		ASSERT_REFUSED(f, change_setting(f, "do_not_disturb", bad[i]), "settings change",
-			       AMU_ERROR_INVALID_ARGUMENT, "do_not_disturb takes off or a period HH:MM-HH:MM");
-	}
+	assert_values_refused(f, "do_not_disturb", bad, G_N_ELEMENTS(bad),
+			      "do_not_disturb takes off or a period HH:MM-HH:MM");
 	CU_ASSERT_STRING_EQUAL(status_setting(request_status(f), "do_not_disturb"), "off");
 }
 
@@ -606,11 +615,8 @@ test_settings_refuse_bad_seconds(void)
 	g_autoptr(PeripheralFixture) f = band_new();
 	const char *bad[] = {"0", "3601", "-5", "ten", "", "1.5"};
 
-	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-		ASSERT_REFUSED(f, change_setting(f, "heart_rate_interval_s", bad[i]), "settings change",
-			       AMU_ERROR_INVALID_ARGUMENT,
-			       "heart_rate_interval_s takes a number of seconds from 1 to 3600");
-	}
+	assert_values_refused(f, "heart_rate_interval_s", bad, G_N_ELEMENTS(bad),
+			      "heart_rate_interval_s takes a number of seconds from 1 to 3600");
 	/* both ends of the range are allowed */
 	CU_ASSERT_EQUAL(change_setting(f, "heart_rate_interval_s", "3600")->body_case,
 			AMULET__V1__MESSAGE__BODY_DEVICE_STATUS);
@@ -621,9 +627,8 @@ test_settings_refuse_bad_seconds(void)
 static void
 test_settings_refuse_bad_on_off(void)
 {
-	g_autoptr(PeripheralFixture) f = peripheral_fixture_new(AMU_PERIPHERAL_PROFILE_TOY);
+	g_autoptr(PeripheralFixture) f = device_new(AMU_PERIPHERAL_PROFILE_TOY);
 
-	peripheral_fixture_connect(f);
 	ASSERT_REFUSED(f, change_setting(f, "voice_chat", "yes"), "settings change", AMU_ERROR_INVALID_ARGUMENT,
 		       "voice_chat takes on or off, not 'yes'");
 	CU_ASSERT_STRING_EQUAL(status_setting(request_status(f), "voice_chat"), "off");
@@ -664,6 +669,15 @@ assert_offer_refused(PeripheralFixture *f, const Pkg *p, gboolean flip_signature
 	CU_ASSERT_PTR_NULL(peripheral_fixture_find_line(f, from, "update offer: "));
 }
 
+/* a 2000-byte package of @m, signed with the simulator's key, is refused */
+static void
+assert_manifest_refused(PeripheralFixture *f, Amulet__V1__UpdateManifest *m, AmuError code, const char *needle)
+{
+	g_autoptr(Pkg) p = pkg_build(m, TRUE, 2000, sim_pk, sim_sk);
+
+	assert_offer_refused(f, p, FALSE, code, needle);
+}
+
 static void
 test_offer_bad_signature(void)
 {
@@ -688,13 +702,11 @@ test_offer_wrong_vendor(void)
 {
 	g_autoptr(PeripheralFixture) f = band_new();
 	Amulet__V1__UpdateManifest m;
-	g_autoptr(Pkg) p = NULL;
 
 	manifest_init(&m, "1.1.0", 2);
 	m.vendor_id = (char *)"other-vendor";
-	p = pkg_build(&m, TRUE, 2000, sim_pk, sim_sk);
-	assert_offer_refused(f, p, FALSE, AMU_ERROR_WRONG_TARGET,
-			     "the package is from vendor 'other-vendor', the device from vendor 'amulet-sim'");
+	assert_manifest_refused(f, &m, AMU_ERROR_WRONG_TARGET,
+				"the package is from vendor 'other-vendor', the device from vendor 'amulet-sim'");
 }
 
 static void
@@ -702,13 +714,11 @@ test_offer_wrong_class(void)
 {
 	g_autoptr(PeripheralFixture) f = band_new();
 	Amulet__V1__UpdateManifest m;
-	g_autoptr(Pkg) p = NULL;
 
 	manifest_init(&m, "1.1.0", 2);
 	m.device_class = (char *)"watch";
-	p = pkg_build(&m, TRUE, 2000, sim_pk, sim_sk);
-	assert_offer_refused(f, p, FALSE, AMU_ERROR_WRONG_TARGET,
-			     "the package is for device class 'watch', the device is a 'band'");
+	assert_manifest_refused(f, &m, AMU_ERROR_WRONG_TARGET,
+				"the package is for device class 'watch', the device is a 'band'");
 }
 
 static void
@@ -741,14 +751,12 @@ test_offer_min_sequence(void)
 {
 	g_autoptr(PeripheralFixture) f = band_new();
 	Amulet__V1__UpdateManifest m;
-	g_autoptr(Pkg) p = NULL;
 	g_autoptr(Pkg) reachable = NULL;
 
 	manifest_init(&m, "1.3.0", 4);
 	m.min_sequence = 2;
-	p = pkg_build(&m, TRUE, 2000, sim_pk, sim_sk);
-	assert_offer_refused(f, p, FALSE, AMU_ERROR_ROLLBACK,
-			     "version 1.3.0 needs the device to run sequence 2 or later, and it runs 1");
+	assert_manifest_refused(f, &m, AMU_ERROR_ROLLBACK,
+				"version 1.3.0 needs the device to run sequence 2 or later, and it runs 1");
 	/* a minimum the device meets */
 	manifest_init(&m, "1.3.0", 4);
 	m.min_sequence = 1;
@@ -761,13 +769,11 @@ test_offer_expired(void)
 {
 	g_autoptr(PeripheralFixture) f = band_new();
 	Amulet__V1__UpdateManifest m;
-	g_autoptr(Pkg) p = NULL;
 	g_autoptr(Pkg) current = NULL;
 
 	manifest_init(&m, "1.1.0", 2);
 	m.expires_ms = 1000;
-	p = pkg_build(&m, TRUE, 2000, sim_pk, sim_sk);
-	assert_offer_refused(f, p, FALSE, AMU_ERROR_EXPIRED, "version 1.1.0 expired at ");
+	assert_manifest_refused(f, &m, AMU_ERROR_EXPIRED, "version 1.1.0 expired at ");
 	/* the device's clock decides: an hour left is fine */
 	manifest_init(&m, "1.1.0", 2);
 	m.expires_ms = g_get_real_time() / 1000 + 3600 * 1000;
@@ -951,39 +957,41 @@ test_install_altered_on_the_way(void)
 
 /* ---------------------------------------------------------------- tests: resume */
 
-static void
-test_resume_after_drop(void)
+/* 9000 bytes uploaded, the session closed (and with @restart the device
+ * restarted): a new offer resumes at 9000 and the update completes; returns
+ * the band for more checks */
+static PeripheralFixture *
+upload_resumed(gboolean restart)
 {
-	g_autoptr(PeripheralFixture) f = band_new();
+	PeripheralFixture *f = band_new();
 	g_autoptr(Pkg) p = pkg_new("1.1.0", 2, TRUE, 20000);
 
 	assert_progress(offer(f, p), p, 0);
 	upload(f, p, 0, 9000);
 	peripheral_fixture_close_session(f);
+	if (restart)
+		peripheral_fixture_restart_device(f);
 	peripheral_fixture_connect(f);
 	assert_progress(offer(f, p), p, 9000);
-	CU_ASSERT_PTR_NOT_NULL(peripheral_fixture_find_line(
-		f, 0, "update offer: 1.1.0 (sequence 2, 20000 bytes) into slot b, resuming at 9000"));
 	upload(f, p, 9000, 20000);
 	install_and_reboot(f, p, "boot: trying 1.1.0 (sequence 2) from slot b");
 	CU_ASSERT_STRING_EQUAL(request_status(f)->firmware_version, "1.1.0");
+	return f;
+}
+
+static void
+test_resume_after_drop(void)
+{
+	g_autoptr(PeripheralFixture) f = upload_resumed(FALSE);
+
+	CU_ASSERT_PTR_NOT_NULL(peripheral_fixture_find_line(
+		f, 0, "update offer: 1.1.0 (sequence 2, 20000 bytes) into slot b, resuming at 9000"));
 }
 
 static void
 test_resume_after_restart(void)
 {
-	g_autoptr(PeripheralFixture) f = band_new();
-	g_autoptr(Pkg) p = pkg_new("1.1.0", 2, TRUE, 20000);
-
-	assert_progress(offer(f, p), p, 0);
-	upload(f, p, 0, 9000);
-	peripheral_fixture_close_session(f);
-	peripheral_fixture_restart_device(f);
-	peripheral_fixture_connect(f);
-	assert_progress(offer(f, p), p, 9000);
-	upload(f, p, 9000, 20000);
-	install_and_reboot(f, p, "boot: trying 1.1.0 (sequence 2) from slot b");
-	CU_ASSERT_STRING_EQUAL(request_status(f)->firmware_version, "1.1.0");
+	g_autoptr(PeripheralFixture) f = upload_resumed(TRUE);
 }
 
 static void

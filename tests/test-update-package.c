@@ -139,38 +139,54 @@ manifest_init_signed(Amulet__V1__UpdateManifest *manifest)
 	manifest->payload_sha256.len = sizeof(digest_32);
 }
 
-/* opens @manifest signed with the test key: NULL and a PROTOCOL error naming @field */
-static void
-assert_structure_refused(const Amulet__V1__UpdateManifest *manifest, const char *field)
+/* @manifest signed with the test key, then opened */
+static AmuUpdateManifest *
+open_signed(const Amulet__V1__UpdateManifest *manifest, GError **error)
 {
 	uint8_t signature[AMU_UPDATE_SIGNATURE_BYTES];
 	g_autoptr(GBytes) packed = sign_manifest(manifest, signature);
+
+	return amu_update_manifest_open(g_bytes_get_data(packed, NULL), g_bytes_get_size(packed), signature,
+					sizeof(signature), test_pk, error);
+}
+
+/* opens @manifest signed with the test key: NULL and a PROTOCOL error whose
+ * message holds @needle (the field at fault) */
+static void
+assert_structure_refused(const Amulet__V1__UpdateManifest *manifest, const char *needle)
+{
 	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuUpdateManifest) m =
-		amu_update_manifest_open(g_bytes_get_data(packed, NULL), g_bytes_get_size(packed), signature,
-					 sizeof(signature), test_pk, &error);
+	g_autoptr(AmuUpdateManifest) m = open_signed(manifest, &error);
 
 	CU_ASSERT_PTR_NULL(m);
 	AMU_ASSERT_ERROR(error, AMU_ERROR_PROTOCOL);
-	if (strstr(error->message, field) == NULL)
-		g_printerr("  expected '%s' in: %s\n", field, error->message);
-	CU_ASSERT_PTR_NOT_NULL(strstr(error->message, field));
+	if (strstr(error->message, needle) == NULL)
+		g_printerr("  expected '%s' in: %s\n", needle, error->message);
+	CU_ASSERT_PTR_NOT_NULL(strstr(error->message, needle));
 }
 
 static void
 assert_structure_accepted(const Amulet__V1__UpdateManifest *manifest)
 {
-	uint8_t signature[AMU_UPDATE_SIGNATURE_BYTES];
-	g_autoptr(GBytes) packed = sign_manifest(manifest, signature);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuUpdateManifest) m =
-		amu_update_manifest_open(g_bytes_get_data(packed, NULL), g_bytes_get_size(packed), signature,
-					 sizeof(signature), test_pk, &error);
+	g_autoptr(AmuUpdateManifest) m = open_signed(manifest, &error);
 
 	CU_ASSERT_PTR_NOT_NULL(m);
 	CU_ASSERT_PTR_NULL(error);
 	if (error != NULL)
 		g_printerr("  unexpected error: %s\n", error->message);
+}
+
+/* the valid manifest with the string field @field (at @slot in @manifest)
+ * set to each of @values in turn: each refused, naming @field */
+static void
+assert_string_field_refused(Amulet__V1__UpdateManifest *manifest, char **slot, const char *field,
+			    const char *const *values, size_t n_values)
+{
+	for (size_t i = 0; i < n_values; i++) {
+		*slot = (char *)values[i];
+		assert_structure_refused(manifest, field);
+	}
 }
 
 /* ---------------------------------------------------------------- valid packages */
@@ -502,16 +518,10 @@ test_structure_vendor_id(void)
 {
 	Amulet__V1__UpdateManifest manifest;
 	g_autofree char *long_name = g_strnfill(65, 'v');
+	const char *bad[] = {"", long_name, "amulet\tsim", "amulet-s\xc3\xadm"};
 
 	manifest_init_signed(&manifest);
-	manifest.vendor_id = (char *)"";
-	assert_structure_refused(&manifest, "vendor_id");
-	manifest.vendor_id = long_name;
-	assert_structure_refused(&manifest, "vendor_id");
-	manifest.vendor_id = (char *)"amulet\tsim";
-	assert_structure_refused(&manifest, "vendor_id");
-	manifest.vendor_id = (char *)"amulet-s\xc3\xadm";
-	assert_structure_refused(&manifest, "vendor_id");
+	assert_string_field_refused(&manifest, &manifest.vendor_id, "vendor_id", bad, G_N_ELEMENTS(bad));
 	long_name[64] = '\0'; /* 64 is the most */
 	manifest.vendor_id = long_name;
 	assert_structure_accepted(&manifest);
@@ -522,14 +532,10 @@ test_structure_device_class(void)
 {
 	Amulet__V1__UpdateManifest manifest;
 	g_autofree char *long_name = g_strnfill(65, 'c');
+	const char *bad[] = {"", long_name, "band\x7f"};
 
 	manifest_init_signed(&manifest);
-	manifest.device_class = (char *)"";
-	assert_structure_refused(&manifest, "device_class");
-	manifest.device_class = long_name;
-	assert_structure_refused(&manifest, "device_class");
-	manifest.device_class = (char *)"band\x7f";
-	assert_structure_refused(&manifest, "device_class");
+	assert_string_field_refused(&manifest, &manifest.device_class, "device_class", bad, G_N_ELEMENTS(bad));
 }
 
 static void
@@ -537,14 +543,10 @@ test_structure_version(void)
 {
 	Amulet__V1__UpdateManifest manifest;
 	g_autofree char *long_name = g_strnfill(65, '1');
+	const char *bad[] = {"", long_name, "1.1.0\nboot=ok"};
 
 	manifest_init_signed(&manifest);
-	manifest.version = (char *)"";
-	assert_structure_refused(&manifest, "version");
-	manifest.version = long_name;
-	assert_structure_refused(&manifest, "version");
-	manifest.version = (char *)"1.1.0\nboot=ok";
-	assert_structure_refused(&manifest, "version");
+	assert_string_field_refused(&manifest, &manifest.version, "version", bad, G_N_ELEMENTS(bad));
 }
 
 static void
@@ -608,12 +610,10 @@ static void
 test_structure_changes_utf8(void)
 {
 	Amulet__V1__UpdateManifest manifest;
+	const char *bad[] = {"caf\xc3 au lait", "\xed\xa0\x80 a surrogate"};
 
 	manifest_init_signed(&manifest);
-	manifest.changes = (char *)"caf\xc3 au lait";
-	assert_structure_refused(&manifest, "changes");
-	manifest.changes = (char *)"\xed\xa0\x80 a surrogate";
-	assert_structure_refused(&manifest, "changes");
+	assert_string_field_refused(&manifest, &manifest.changes, "changes", bad, G_N_ELEMENTS(bad));
 }
 
 /* 4096 bytes of changes fill a manifest past its own 4096-byte limit, so
@@ -623,19 +623,10 @@ test_structure_changes_length(void)
 {
 	Amulet__V1__UpdateManifest manifest;
 	g_autofree char *changes = g_strnfill(4097, 'x');
-	uint8_t signature[64];
-	g_autoptr(GBytes) packed = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(AmuUpdateManifest) m = NULL;
 
 	manifest_init_signed(&manifest);
 	manifest.changes = changes;
-	packed = sign_manifest(&manifest, signature);
-	m = amu_update_manifest_open(g_bytes_get_data(packed, NULL), g_bytes_get_size(packed), signature, 64,
-				     test_pk, &error);
-	CU_ASSERT_PTR_NULL(m);
-	AMU_ASSERT_ERROR(error, AMU_ERROR_PROTOCOL);
-	CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "outside 1..4096"));
+	assert_structure_refused(&manifest, "outside 1..4096");
 
 	changes[3800] = '\0';
 	assert_structure_accepted(&manifest);
