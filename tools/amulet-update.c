@@ -70,6 +70,9 @@ print_update(AmuDevice *device, AmuFirmwareUpdate *update)
 	fprintf(stderr, "Firmware update for \"%s\":\n", amu_device_get_name(device));
 	if (amu_device_get_known_firmware(device, &known, &running))
 		fprintf(stderr, "  Now:       %s (sequence %" G_GUINT64_FORMAT ")\n", known, running);
+	else if (amu_device_get_disclosure(device) != NULL)
+		fprintf(stderr, "  Now:       %s, as disclosed at pairing\n",
+			amu_disclosure_get_firmware_version(amu_device_get_disclosure(device)));
 	fprintf(stderr, "  New:       %s (sequence %" G_GUINT64_FORMAT ")%s\n", amu_firmware_update_get_version(update),
 		amu_firmware_update_get_sequence(update),
 		amu_firmware_update_is_security(update) ? ", fixes a security problem" : "");
