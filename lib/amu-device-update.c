@@ -572,6 +572,7 @@ typedef enum {
 typedef struct {
 	OpKind kind;
 	GTask *task;
+	GSource *cancelled; /* the task's cancellable, in the session's main context */
 	/* upload */
 	AmuFirmwareUpdate *update;
 	AmuUpdateProgressFunc progress;
@@ -586,6 +587,10 @@ typedef struct {
 static void
 op_free(UpdateOp *op)
 {
+	if (op->cancelled != NULL) {
+		g_source_destroy(op->cancelled);
+		g_source_unref(op->cancelled);
+	}
 	g_clear_object(&op->task);
 	g_clear_object(&op->update);
 	g_free(op);
@@ -622,6 +627,17 @@ amu_session_update_fail(AmuSession *self, const GError *error)
 	op_complete(self, g_error_copy(error), NULL);
 }
 
+/* The caller cancelled: the operation ends now; an upload cut here resumes
+ * from the device's offset next time. */
+static gboolean
+op_cancelled_cb(GCancellable *cancellable, gpointer user_data)
+{
+	AmuSession *session = user_data;
+
+	op_complete(session, g_error_new_literal(AMU_ERROR, AMU_ERROR_CANCELLED, "the update was cancelled"), NULL);
+	return G_SOURCE_REMOVE;
+}
+
 static gboolean
 op_begin(AmuSession *session, GTask *task, OpKind kind)
 {
@@ -636,10 +652,16 @@ op_begin(AmuSession *session, GTask *task, OpKind kind)
 		g_task_return_error(task, g_error_copy(amu_session_get_error(session)));
 		return FALSE;
 	}
+	g_task_set_check_cancellable(task, FALSE);
 	op = g_new0(UpdateOp, 1);
 	op->kind = kind;
 	op->task = g_object_ref(task);
 	*amu_session_get_update_slot(session) = op;
+	if (g_task_get_cancellable(task) != NULL) {
+		op->cancelled = g_cancellable_source_new(g_task_get_cancellable(task));
+		g_source_set_callback(op->cancelled, G_SOURCE_FUNC(op_cancelled_cb), session, NULL);
+		g_source_attach(op->cancelled, g_main_context_get_thread_default());
+	}
 	return TRUE;
 }
 
@@ -1371,6 +1393,8 @@ amu_device_update_async(AmuDevice *device, AmuFirmwareUpdate *update, AmuUpdateF
 	g_return_if_fail(AMU_IS_DEVICE(device));
 	g_return_if_fail(AMU_IS_FIRMWARE_UPDATE(update));
 	task = g_task_new(device, cancellable, callback, user_data);
+	/* a cancelled update says so in the AMU_ERROR domain, like every other error */
+	g_task_set_check_cancellable(task, FALSE);
 	data = g_new0(UpdateData, 1);
 	data->update = g_object_ref(update);
 	data->flags = flags;

@@ -1241,6 +1241,93 @@ test_wipe_data_keeps_settings(void)
 	CU_ASSERT_STRING_EQUAL(status->firmware_version, "1.0.0");
 }
 
+/* ---------------------------------------------------------------- tests: through the host library */
+
+static GAsyncResult *pending_result;
+
+static void
+pending_ready_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	pending_result = g_object_ref(result);
+}
+
+static gboolean
+have_result(PeripheralFixture *f, guint arg)
+{
+	return pending_result != NULL;
+}
+
+typedef struct {
+	GCancellable *cancellable;
+	guint64 cancel_at;
+	guint64 cancelled_at;
+} CancelAt;
+
+static void
+cancel_progress_cb(AmuUpdateStage stage, guint64 done, guint64 total, gpointer user_data)
+{
+	CancelAt *c = user_data;
+
+	if (stage == AMU_UPDATE_STAGE_UPLOADING && done >= c->cancel_at && c->cancelled_at == 0) {
+		c->cancelled_at = done;
+		g_cancellable_cancel(c->cancellable);
+	}
+}
+
+/* amu_device_update_async() cancelled in the middle of the upload fails
+ * with CANCELLED; the next one resumes from the device's offset and the
+ * device ends up running and keeping the image */
+static void
+test_host_update_cancelled_then_resumed(void)
+{
+	g_autoptr(PeripheralFixture) f = band_new();
+	g_autoptr(Pkg) p = pkg_new("1.1.0", 2, TRUE, 200000);
+	g_autofree char *path = g_build_filename(f->root, "update.amupkg", NULL);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	CancelAt c = {cancellable, 30000, 0};
+	g_autoptr(AmuFirmwareUpdate) update = NULL;
+	g_autoptr(AmuDeviceStatus) status = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *line;
+	guint from;
+
+	peripheral_fixture_close_session(f);
+	CU_ASSERT_TRUE_FATAL(g_file_set_contents(path, g_bytes_get_data(p->package->bytes, NULL),
+						 (gssize)g_bytes_get_size(p->package->bytes), NULL));
+	update = amu_device_load_update(f->device, path, &error);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(update);
+
+	g_clear_object(&pending_result);
+	amu_device_update_async(f->device, update, AMU_UPDATE_FLAGS_NONE, cancel_progress_cb, &c, cancellable,
+				pending_ready_cb, NULL);
+	CU_ASSERT_TRUE_FATAL(peripheral_fixture_iterate_until(f, have_result, 0));
+	status = amu_device_update_finish(f->device, pending_result, &error);
+	CU_ASSERT_PTR_NULL(status);
+	AMU_ASSERT_ERROR(error, AMU_ERROR_CANCELLED);
+	CU_ASSERT_TRUE(c.cancelled_at >= c.cancel_at && c.cancelled_at < 200000);
+	g_clear_object(&pending_result);
+	g_clear_error(&error);
+	g_clear_object(&status);
+	CU_ASSERT_TRUE(peripheral_fixture_iterate_until(f, peripheral_fixture_no_connections, 0));
+	CU_ASSERT_PTR_NULL(peripheral_fixture_find_line(f, 0, "rebooting"));
+
+	from = f->lines->len;
+	amu_device_update_async(f->device, update, AMU_UPDATE_FLAGS_NONE, NULL, NULL, NULL, pending_ready_cb, NULL);
+	CU_ASSERT_TRUE_FATAL(peripheral_fixture_iterate_until(f, have_result, 0));
+	status = amu_device_update_finish(f->device, pending_result, &error);
+	g_clear_object(&pending_result);
+	if (error != NULL)
+		g_printerr("  update: %s\n", error->message);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(status);
+	CU_ASSERT_STRING_EQUAL(amu_device_status_get_firmware_version(status), "1.1.0");
+	CU_ASSERT_FALSE(amu_device_status_is_trial(status));
+	line = peripheral_fixture_find_line(f, from, "resuming at ");
+	CU_ASSERT_PTR_NOT_NULL(line);
+	if (line != NULL)
+		CU_ASSERT_TRUE(g_ascii_strtoull(strstr(line, "resuming at ") + strlen("resuming at "), NULL, 10) >= 30000);
+	CU_ASSERT_PTR_NOT_NULL(peripheral_fixture_find_line(f, from, "confirmed"));
+}
+
 AMU_TEST_MAIN("peripheral-update",
 	      {"a fresh device writes the factory image and its record", test_factory_files},
 	      {"the disclosure names the firmware and the vendor key", test_disclosure},
@@ -1281,4 +1368,5 @@ AMU_TEST_MAIN("peripheral-update",
 	      {"an unconfirmed trial reverts at restart", test_unconfirmed_trial_reverts},
 	      {"offers are refused while on trial", test_offer_refused_on_trial},
 	      {"a factory reset keeps the firmware and resets the settings", test_factory_reset_keeps_firmware},
-	      {"a data wipe keeps the settings", test_wipe_data_keeps_settings})
+	      {"a data wipe keeps the settings", test_wipe_data_keeps_settings},
+	      {"a host update cancelled mid-upload resumes next time", test_host_update_cancelled_then_resumed})
