@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "amu-bluez.h"
 #include "amulet-cli.h"
 
 /* amulet scan: Amulet devices in radio range, through bluetoothd. */
@@ -15,13 +14,14 @@ typedef struct {
 } ScanProgress;
 
 static void
-scan_found_cb(const AmuBluezDevice *device, gpointer user_data)
+scan_found_cb(AmuScanResult *result, gpointer user_data)
 {
 	ScanProgress *progress = user_data;
+	const char *name = amu_scan_result_get_name(result);
 
 	progress->seen++;
 	if (progress->tty) {
-		fprintf(stderr, "\r\033[Kscan: %s %s", device->address, device->name != NULL ? device->name : "");
+		fprintf(stderr, "\r\033[Kscan: %s %s", amu_scan_result_get_address(result), name != NULL ? name : "");
 		fflush(stderr);
 	}
 }
@@ -49,6 +49,7 @@ cli_cmd_scan(Cli *cli, int argc, char **argv)
 	g_autoptr(GAsyncResult) result = NULL;
 	g_autoptr(GPtrArray) devices = NULL;
 	ScanProgress progress = {isatty(STDERR_FILENO) && !cli->json, 0};
+	int exit_code = EXIT_OK;
 
 	g_option_context_add_main_entries(options, entries, NULL);
 	if (!g_option_context_parse(options, &argc, &argv, &error))
@@ -57,40 +58,44 @@ cli_cmd_scan(Cli *cli, int argc, char **argv)
 		return cli_usage_error("scan", "scan takes no arguments");
 	if (timeout_s < 1 || timeout_s > 600)
 		return cli_usage_error("scan", "--timeout takes 1..600 seconds");
-	amu_bluez_scan_async(adapter, (guint)timeout_s * 1000, scan_found_cb, &progress, NULL, scan_ready_cb, &result);
+	if (!cli_open_context(cli, "scan", &exit_code))
+		return exit_code;
+	amu_context_scan_async(cli->context, adapter, (guint)timeout_s * 1000, scan_found_cb, &progress, NULL,
+			       scan_ready_cb, &result);
 	while (result == NULL)
 		g_main_context_iteration(NULL, TRUE);
 	if (progress.tty)
 		fprintf(stderr, "\r\033[K");
-	devices = amu_bluez_scan_finish(result, &error);
+	devices = amu_context_scan_finish(cli->context, result, &error);
 	if (devices == NULL)
 		return cli_report_error(cli, "scan", error);
 	if (cli->json) {
 		g_autoptr(GString) out = g_string_new("[");
 		for (guint i = 0; i < devices->len; i++) {
-			const AmuBluezDevice *d = g_ptr_array_index(devices, i);
-			g_autofree char *address = g_strdup_printf("bluez:%s/%s", d->adapter, d->address);
+			AmuScanResult *d = g_ptr_array_index(devices, i);
+			gint16 rssi = 0;
 			if (i > 0)
 				g_string_append_c(out, ',');
 			g_string_append(out, "{\"address\":");
-			cli_json_string(out, address);
+			cli_json_string(out, amu_scan_result_get_address(d));
 			g_string_append(out, ",\"name\":");
-			if (d->name != NULL)
-				cli_json_string(out, d->name);
+			if (amu_scan_result_get_name(d) != NULL)
+				cli_json_string(out, amu_scan_result_get_name(d));
 			else
 				g_string_append(out, "null");
 			g_string_append(out, ",\"rssi\":");
-			if (d->has_rssi)
-				g_string_append_printf(out, "%d", d->rssi);
+			if (amu_scan_result_get_rssi(d, &rssi))
+				g_string_append_printf(out, "%d", rssi);
 			else
 				g_string_append(out, "null");
 			g_string_append(out, ",\"profile\":");
-			if (d->profile != NULL)
-				cli_json_string(out, d->profile);
+			if (amu_scan_result_get_profile(d) != NULL)
+				cli_json_string(out, amu_scan_result_get_profile(d));
 			else
 				g_string_append(out, "null");
-			g_string_append_printf(out, ",\"pairing_mode\":%s,\"paired\":%s}", d->pairing_mode ? "true" : "false",
-					       d->paired ? "true" : "false");
+			g_string_append_printf(out, ",\"pairing_mode\":%s,\"paired\":%s}",
+					       amu_scan_result_is_pairing_mode(d) ? "true" : "false",
+					       amu_scan_result_is_paired(d) ? "true" : "false");
 		}
 		g_string_append(out, "]\n");
 		fputs(out->str, stdout);
@@ -102,12 +107,17 @@ cli_cmd_scan(Cli *cli, int argc, char **argv)
 	}
 	printf("%-26s %-20s %6s  %-6s %s\n", "ADDRESS", "NAME", "RSSI", "TYPE", "STATE");
 	for (guint i = 0; i < devices->len; i++) {
-		const AmuBluezDevice *d = g_ptr_array_index(devices, i);
-		g_autofree char *address = g_strdup_printf("bluez:%s/%s", d->adapter, d->address);
-		g_autofree char *rssi = d->has_rssi ? g_strdup_printf("%d", d->rssi) : g_strdup("-");
-		printf("%-26s %-20s %6s  %-6s %s\n", address, d->name != NULL ? d->name : "-", rssi,
-		       d->profile != NULL ? d->profile : "-",
-		       d->pairing_mode ? "pairing mode: amulet pair ADDRESS" : d->paired ? "bonded" : "owned");
+		AmuScanResult *d = g_ptr_array_index(devices, i);
+		gint16 rssi = 0;
+		g_autofree char *rssi_text =
+			amu_scan_result_get_rssi(d, &rssi) ? g_strdup_printf("%d", rssi) : g_strdup("-");
+		const char *name = amu_scan_result_get_name(d);
+		const char *profile = amu_scan_result_get_profile(d);
+		printf("%-26s %-20s %6s  %-6s %s\n", amu_scan_result_get_address(d), name != NULL ? name : "-", rssi_text,
+		       profile != NULL ? profile : "-",
+		       amu_scan_result_is_pairing_mode(d) ? "pairing mode: amulet pair ADDRESS"
+		       : amu_scan_result_is_paired(d)	   ? "bonded"
+							   : "owned");
 	}
 	return EXIT_OK;
 }

@@ -17,5 +17,6 @@
 #include <amulet/amu-consent.h>
 #include <amulet/amu-data-export.h>
 #include <amulet/amu-update.h>
+#include <amulet/amu-scan.h>
 
 #undef __AMULET_H_INSIDE__
