@@ -12,7 +12,7 @@ G_BEGIN_DECLS
  * the GATT link (amu-link-bluez.c) and connecting (amu-bluez-connect.c)
  * share: bluetoothd's names; the helpers for its calls, errors, ObjectManager
  * listings and adapters, in amu-bluez-scan.c; the steps a scan and a connect
- * both take, in amu-bluez-agent.c; the link's calls for connecting. */
+ * both take, in amu-bluez-op.c; the link's calls for connecting. */
 
 #define BLUEZ_NAME "org.bluez"
 #define BLUEZ_ROOT "/org/bluez"
