@@ -14,10 +14,11 @@
 #include "config.h"
 
 #include <gio/gio.h>
-#include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "bench-children.h"
 
 #define REPS 3
 #define DAYS "7"
@@ -142,21 +143,6 @@ count_samples(guint64 *n, GError **error)
 	return TRUE;
 }
 
-static void
-rm_rf(const char *path)
-{
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			rm_rf(child);
-		else
-			g_unlink(child);
-	}
-	g_rmdir(path);
-}
 
 int
 main(void)
@@ -209,7 +195,7 @@ out:
 	if (error != NULL)
 		fprintf(stderr, "bench-bluez: %s\n", error->message);
 	run(NULL, "/usr/bin/python3", emulator, "stop", bus_dir, NULL);
-	rm_rf(dir);
+	bench_remove_tree(dir);
 	g_free(bus_dir);
 	return rc;
 }

@@ -19,19 +19,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <json-glib/json-glib.h>
 #include <nettle/sha2.h>
-#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +35,7 @@
 #include "amu-private.h"
 #include "amu-store.h"
 #include "amulet/amulet.h"
+#include "bench-children.h"
 
 #define SEED "42"
 #define START "2026-03-02" /* seed 42's watch has a run with GPS that day */
@@ -52,12 +49,7 @@
 
 static const char *tool_amulet = AMU_BENCH_BUILDDIR "/tools/amulet";
 static const char *tool_sim = AMU_BENCH_BUILDDIR "/tools/amulet-sim";
-
-static double
-wall_seconds(void)
-{
-	return (double)g_get_monotonic_time() / 1e6;
-}
+static const char *temp_root; /* bench_children_init()'s scratch directory */
 
 static int
 compare_doubles(const void *a, const void *b)
@@ -84,168 +76,12 @@ mib(long maxrss_kib)
 }
 
 static double
-cpu_seconds(const struct rusage *usage)
-{
-	return (double)usage->ru_utime.tv_sec + (double)usage->ru_utime.tv_usec / 1e6 +
-	       (double)usage->ru_stime.tv_sec + (double)usage->ru_stime.tv_usec / 1e6;
-}
-
-static double
 self_cpu_seconds(void)
 {
 	struct rusage usage;
 
 	getrusage(RUSAGE_SELF, &usage);
-	return cpu_seconds(&usage);
-}
-
-/* ------------------------------------------------------------ children */
-
-#define MAX_CHILDREN 16
-static volatile pid_t children[MAX_CHILDREN];
-static volatile sig_atomic_t n_children;
-static char *temp_root;
-
-static int
-remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
-static void
-remove_tree(const char *path)
-{
-	if (path != NULL)
-		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void
-child_forget(pid_t pid)
-{
-	for (int i = 0; i < n_children; i++) {
-		if (children[i] == pid) {
-			children[i] = children[n_children - 1];
-			n_children--;
-			return;
-		}
-	}
-}
-
-/* Starts @argv with stdin from /dev/null and stdout and stderr into files;
- * the child dies with us even if we are killed outright. */
-static pid_t
-spawn(const char *const *argv, const char *out_path, const char *err_path, GError **error)
-{
-	int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int err_fd = err_path != NULL ? open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : out_fd;
-	sigset_t block, old;
-	pid_t pid = -1;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	/* no signal between fork and registering: the child must not escape */
-	sigprocmask(SIG_BLOCK, &block, &old);
-	if (in_fd >= 0 && out_fd >= 0 && err_fd >= 0 && n_children < MAX_CHILDREN)
-		pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		dup2(in_fd, STDIN_FILENO);
-		dup2(out_fd, STDOUT_FILENO);
-		dup2(err_fd, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (pid > 0)
-		children[n_children++] = pid;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (in_fd >= 0)
-		close(in_fd);
-	if (err_fd >= 0 && err_fd != out_fd)
-		close(err_fd);
-	if (out_fd >= 0)
-		close(out_fd);
-	if (pid < 0)
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot start %s", argv[0]);
-	return pid;
-}
-
-/* Reaps @pid within @timeout_s (< 0: no limit); TRUE if it exited. Sleeps
- * in poll() on a pidfd rather than polling wait4() (a 1 ms poll if the
- * kernel has no pidfd). */
-static gboolean
-child_wait(pid_t pid, double timeout_s, int *status, struct rusage *usage)
-{
-	double deadline = wall_seconds() + timeout_s;
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	struct rusage ignored;
-	int ignored_status;
-	gboolean exited = FALSE;
-
-	for (;;) {
-		pid_t done = wait4(pid, status != NULL ? status : &ignored_status, WNOHANG,
-				   usage != NULL ? usage : &ignored);
-		double left = deadline - wall_seconds();
-		if (done == pid || (done < 0 && errno != EINTR)) {
-			exited = TRUE;
-			break;
-		}
-		if (timeout_s >= 0 && left <= 0)
-			break;
-		if (pidfd >= 0) {
-			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-			poll(&pfd, 1, timeout_s < 0 ? -1 : (int)(left * 1000) + 1);
-		} else {
-			g_usleep(1000);
-		}
-	}
-	if (pidfd >= 0)
-		close(pidfd);
-	if (exited)
-		child_forget(pid);
-	return exited;
-}
-
-/* SIGTERM to all, SIGKILL to whoever is left after 5 s, all reaped */
-static void
-children_stop_all(void)
-{
-	double deadline = wall_seconds() + 5;
-
-	for (int i = 0; i < n_children; i++)
-		kill(children[i], SIGTERM);
-	while (n_children > 0) {
-		pid_t pid = children[0];
-		if (!child_wait(pid, MAX(deadline - wall_seconds(), 0), NULL, NULL)) {
-			kill(pid, SIGKILL);
-			child_wait(pid, -1, NULL, NULL);
-		}
-	}
-}
-
-static void
-on_signal(int signum)
-{
-	for (int i = 0; i < n_children; i++)
-		kill(children[i], SIGKILL);
-	for (int i = 0; i < n_children; i++)
-		waitpid(children[i], NULL, 0);
-	n_children = 0;
-	/* best effort: we are going down anyway */
-	remove_tree(temp_root);
-	signal(signum, SIG_DFL);
-	raise(signum);
-}
-
-static void
-cleanup_at_exit(void)
-{
-	children_stop_all();
-	remove_tree(temp_root);
+	return bench_cpu_seconds(&usage);
 }
 
 /* Runs @argv to its end (killed after @timeout_s); fails unless it exits 0.
@@ -257,20 +93,20 @@ run_tool(const char *const *argv, const char *out_path, const char *err_path, do
 	g_autofree char *command = g_strjoinv(" ", (char **)argv);
 	struct rusage ignored;
 	int status = 0;
-	double t0 = wall_seconds();
-	pid_t pid = spawn(argv, out_path, err_path, error);
+	double t0 = bench_wall_seconds();
+	pid_t pid = bench_spawn(argv, out_path, err_path, error);
 
 	if (pid < 0)
 		return FALSE;
-	if (!child_wait(pid, timeout_s, &status, usage != NULL ? usage : &ignored)) {
+	if (!bench_child_wait(pid, timeout_s, &status, usage != NULL ? usage : &ignored)) {
 		kill(pid, SIGKILL);
-		child_wait(pid, -1, NULL, NULL);
+		bench_child_wait(pid, -1, NULL, NULL);
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "'%s' did not finish within %.0f s", command,
 			    timeout_s);
 		return FALSE;
 	}
 	if (seconds != NULL)
-		*seconds = wall_seconds() - t0;
+		*seconds = bench_wall_seconds() - t0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		g_autofree char *err = NULL;
 		g_file_get_contents(err_path, &err, NULL, NULL);
@@ -279,29 +115,6 @@ run_tool(const char *const *argv, const char *out_path, const char *err_path, do
 		return FALSE;
 	}
 	return TRUE;
-}
-
-/* Waits for amulet-sim's "listening on" line; its log is @log_path. */
-static gboolean
-sim_wait_ready(pid_t pid, const char *log_path, double deadline, GError **error)
-{
-	for (;;) {
-		g_autofree char *log = NULL;
-		if (g_file_get_contents(log_path, &log, NULL, NULL) && strstr(log, " listening on ") != NULL)
-			return TRUE;
-		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			child_forget(pid);
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "amulet-sim exited: %s",
-				    log != NULL ? g_strstrip(log) : "");
-			return FALSE;
-		}
-		if (wall_seconds() > deadline) {
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "amulet-sim (%s) not listening in time",
-				    log_path);
-			return FALSE;
-		}
-		g_usleep(2000);
-	}
 }
 
 /* the JSON object a tool printed with --json */
@@ -490,9 +303,9 @@ data_set_prepare(const char *dir, DataSet *set, GError **error)
 			     "--days", set->days, "--seed", SEED, "--start", START, NULL};
 	const char *pair[] = {tool_amulet, "--data-dir", set->host, "pair", address, "--name", set->name, "--yes", NULL};
 	const char *sync[] = {tool_amulet, "--data-dir", set->host, "--json", "sync", set->name, NULL};
-	pid_t pid = spawn(sim, log, NULL, error);
+	pid_t pid = bench_spawn(sim, log, NULL, error);
 
-	if (pid < 0 || !sim_wait_ready(pid, log, wall_seconds() + 120, error) ||
+	if (pid < 0 || !bench_sim_wait_ready(pid, log, bench_wall_seconds() + 120, error) ||
 	    !run_tool(pair, out, err, 30, NULL, NULL, error) || !run_tool(sync, out, err, 600, NULL, NULL, error) ||
 	    (json = tool_json(out, error)) == NULL)
 		return FALSE;
@@ -506,8 +319,8 @@ data_set_prepare(const char *dir, DataSet *set, GError **error)
 		return FALSE;
 	}
 	/* the simulator is done: the host holds the data */
-	children_stop_all();
-	remove_tree(state);
+	bench_children_stop_all();
+	bench_remove_tree(state);
 	set->grant_id = grant(dir, set, NULL, NULL, error);
 	if (set->grant_id == NULL || !baseline_fill(set, error))
 		return FALSE;
@@ -592,7 +405,7 @@ baseline_run(const DataSet *set, AmuExportFormat format, const char *out_path, d
 		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "cannot open %s", set->baseline_db);
 		return FALSE;
 	}
-	t0 = wall_seconds();
+	t0 = bench_wall_seconds();
 	if (!sqlite_prepare(db, sql, &select, error))
 		return FALSE;
 	out = fopen(out_path, "wx");
@@ -615,7 +428,7 @@ baseline_run(const DataSet *set, AmuExportFormat format, const char *out_path, d
 		return FALSE;
 	}
 	fclose(out);
-	*seconds = wall_seconds() - t0;
+	*seconds = bench_wall_seconds() - t0;
 	return TRUE;
 }
 
@@ -666,11 +479,11 @@ hash_like_writer(const char *path, double *seconds, GError **error)
 	sha256_init(&ctx);
 	*seconds = 0;
 	while ((n = read(fd, data, HASH_READ_SIZE)) > 0 || (n < 0 && errno == EINTR)) {
-		double t0 = wall_seconds();
+		double t0 = bench_wall_seconds();
 
 		for (ssize_t done = 0; done < n; done += WRITER_BUFFER_SIZE)
 			sha256_update(&ctx, (size_t)MIN(n - done, WRITER_BUFFER_SIZE), data + done);
-		*seconds += wall_seconds() - t0;
+		*seconds += bench_wall_seconds() - t0;
 	}
 	if (n < 0) {
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", path, g_strerror(errno));
@@ -688,12 +501,12 @@ export_run(AmuContext *context, const char *grant_id, AmuExportFormat format, co
 {
 	g_autoptr(AmuDataExport) export = NULL;
 	GPtrArray *files;
-	double t0 = wall_seconds(), cpu0 = self_cpu_seconds();
+	double t0 = bench_wall_seconds(), cpu0 = self_cpu_seconds();
 
 	export = amu_data_export_new(context, grant_id, format, out_dir);
 	if (!amu_data_export_run(export, NULL, NULL, NULL, error))
 		return FALSE;
-	run->seconds = wall_seconds() - t0;
+	run->seconds = bench_wall_seconds() - t0;
 	run->cpu = self_cpu_seconds() - cpu0;
 	run->samples = amu_data_export_get_n_samples(export);
 	run->bytes = dir_bytes(out_dir);
@@ -755,7 +568,7 @@ rate_case(const char *dir, const RateCase *c, guint *n_missed, GError **error)
 
 		if (ok && stat(baseline_path, &st) == 0)
 			baseline_bytes = (guint64)st.st_size;
-		remove_tree(out_dir);
+		bench_remove_tree(out_dir);
 		remove(baseline_path);
 		if (!ok)
 			return FALSE;
@@ -812,7 +625,7 @@ rate_fixed_cost(const char *dir, GError **error)
 
 		sync();
 		ok = export_run(context, empty_grant_id, AMU_EXPORT_FORMAT_CSV, out_dir, &run, error);
-		remove_tree(out_dir);
+		bench_remove_tree(out_dir);
 		if (!ok)
 			return FALSE;
 		seconds[rep] = run.seconds;
@@ -873,7 +686,7 @@ export_child(const char *dir, const DataSet *set, const char *format, struct rus
 			      "--format", format, "--out", out_dir, NULL};
 	gboolean ok = run_tool(argv, out, err, 600, usage, seconds, error);
 
-	remove_tree(out_dir);
+	bench_remove_tree(out_dir);
 	return ok;
 }
 
@@ -898,7 +711,7 @@ bench_rss(const char *dir, GError **error)
 	       mib(usage.ru_maxrss), (double)usage.ru_maxrss / (double)devices_usage.ru_maxrss, RSS_TARGET_MIB,
 	       mib(usage.ru_maxrss) <= RSS_TARGET_MIB ? "" : "  MISSED");
 	printf("  process start to exit %.2f s, %.2f M samples/s, CPU %.2f s (user + sys)\n", seconds,
-	       (double)band->n_samples / seconds / 1e6, cpu_seconds(&usage));
+	       (double)band->n_samples / seconds / 1e6, bench_cpu_seconds(&usage));
 	printf("  other formats, 30 days:");
 	for (size_t i = 0; i < G_N_ELEMENTS(others); i++) {
 		const DataSet *set = g_strcmp0(others[i], "gpx") == 0 ? &data_sets[WATCH_30] : band;
@@ -947,7 +760,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-export: build %s and %s first (make bench does)\n", tool_sim, tool_amulet);
 		return 1;
 	}
-	temp_root = g_dir_make_tmp("amu-bench-export-XXXXXX", &error);
+	temp_root = bench_children_init("amu-bench-export", &error);
 	if (temp_root == NULL) {
 		fprintf(stderr, "bench-export: %s\n", error->message);
 		return 1;
@@ -961,11 +774,6 @@ main(int argc, char **argv)
 		       "the machine shows in the wall times; temporary files in %s\n\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), one, five, temp_root);
 	}
-	atexit(cleanup_at_exit);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, SIG_IGN);
 
 	setup_dir = g_build_filename(temp_root, "setup", NULL);
 	g_mkdir_with_parents(setup_dir, 0700);
@@ -985,8 +793,8 @@ main(int argc, char **argv)
 		dir = g_build_filename(temp_root, parts[p].name, NULL);
 		g_mkdir_with_parents(dir, 0700);
 		ok = parts[p].func(dir, &error);
-		children_stop_all();
-		remove_tree(dir);
+		bench_children_stop_all();
+		bench_remove_tree(dir);
 		if (!ok) {
 			fprintf(stderr, "bench-export: %s: %s\n", parts[p].name, error->message);
 			g_clear_error(&error);

@@ -18,16 +18,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +37,7 @@
 #include "amu-store.h"
 #include "amu-sync.h"
 #include "amulet/amulet.h"
+#include "bench-children.h"
 
 #define SEED "42"
 #define SEED_NUMBER 42
@@ -57,12 +54,7 @@
 
 static const char *tool_amulet = AMU_BENCH_BUILDDIR "/tools/amulet";
 static const char *tool_sim = AMU_BENCH_BUILDDIR "/tools/amulet-sim";
-
-static double
-wall_seconds(void)
-{
-	return (double)g_get_monotonic_time() / 1e6;
-}
+static const char *temp_root; /* bench_children_init()'s scratch directory */
 
 static int
 compare_doubles(const void *a, const void *b)
@@ -84,185 +76,25 @@ mib(long maxrss_kib)
 	return (double)maxrss_kib / 1024.0;
 }
 
-static double
-cpu_seconds(const struct rusage *usage)
-{
-	return (double)usage->ru_utime.tv_sec + (double)usage->ru_utime.tv_usec / 1e6 +
-	       (double)usage->ru_stime.tv_sec + (double)usage->ru_stime.tv_usec / 1e6;
-}
-
-/* ------------------------------------------------------------ children */
-
-#define MAX_CHILDREN 256
-static volatile pid_t children[MAX_CHILDREN];
-static volatile sig_atomic_t n_children;
-static char *temp_root;
-
-static int
-remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
-static void
-remove_tree(const char *path)
-{
-	if (path != NULL)
-		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void
-child_forget(pid_t pid)
-{
-	for (int i = 0; i < n_children; i++) {
-		if (children[i] == pid) {
-			children[i] = children[n_children - 1];
-			n_children--;
-			return;
-		}
-	}
-}
-
-/* Starts @argv with stdin from /dev/null and stdout and stderr into files;
- * the child dies with us even if we are killed outright. */
-static pid_t
-spawn(const char *const *argv, const char *out_path, const char *err_path, GError **error)
-{
-	int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int err_fd = err_path != NULL ? open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : out_fd;
-	sigset_t block, old;
-	pid_t pid = -1;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	/* no signal between fork and registering: the child must not escape */
-	sigprocmask(SIG_BLOCK, &block, &old);
-	if (in_fd >= 0 && out_fd >= 0 && err_fd >= 0 && n_children < MAX_CHILDREN)
-		pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		dup2(in_fd, STDIN_FILENO);
-		dup2(out_fd, STDOUT_FILENO);
-		dup2(err_fd, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (pid > 0)
-		children[n_children++] = pid;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (in_fd >= 0)
-		close(in_fd);
-	if (err_fd >= 0 && err_fd != out_fd)
-		close(err_fd);
-	if (out_fd >= 0)
-		close(out_fd);
-	if (pid < 0)
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot start %s", argv[0]);
-	return pid;
-}
-
-/* Reaps @pid within @timeout_s (< 0: no limit); TRUE if it exited. Sleeps
- * in poll() on a pidfd rather than polling wait4(), so waiting takes no CPU
- * from what is measured (a 1 ms poll if the kernel has no pidfd). */
-static gboolean
-child_wait(pid_t pid, double timeout_s, int *status, struct rusage *usage)
-{
-	double deadline = wall_seconds() + timeout_s;
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	struct rusage ignored;
-	int ignored_status;
-	gboolean exited = FALSE;
-
-	for (;;) {
-		pid_t done = wait4(pid, status != NULL ? status : &ignored_status, WNOHANG,
-				   usage != NULL ? usage : &ignored);
-		double left = deadline - wall_seconds();
-		if (done == pid || (done < 0 && errno != EINTR)) {
-			exited = TRUE;
-			break;
-		}
-		if (timeout_s >= 0 && left <= 0)
-			break;
-		if (pidfd >= 0) {
-			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-			poll(&pfd, 1, timeout_s < 0 ? -1 : (int)(left * 1000) + 1);
-		} else {
-			g_usleep(1000);
-		}
-	}
-	if (pidfd >= 0)
-		close(pidfd);
-	if (exited)
-		child_forget(pid);
-	return exited;
-}
-
-/* SIGTERM to all, SIGKILL to whoever is left after 5 s, all reaped; returns
- * the CPU time (user + sys) they used */
-static double
-children_stop_all(void)
-{
-	double deadline = wall_seconds() + 5, cpu = 0;
-
-	for (int i = 0; i < n_children; i++)
-		kill(children[i], SIGTERM);
-	while (n_children > 0) {
-		pid_t pid = children[0];
-		struct rusage usage = {0};
-		if (!child_wait(pid, MAX(deadline - wall_seconds(), 0), NULL, &usage)) {
-			kill(pid, SIGKILL);
-			child_wait(pid, -1, NULL, &usage);
-		}
-		cpu += cpu_seconds(&usage);
-	}
-	return cpu;
-}
-
-static void
-on_signal(int signum)
-{
-	for (int i = 0; i < n_children; i++)
-		kill(children[i], SIGKILL);
-	for (int i = 0; i < n_children; i++)
-		waitpid(children[i], NULL, 0);
-	n_children = 0;
-	/* best effort: we are going down anyway */
-	remove_tree(temp_root);
-	signal(signum, SIG_DFL);
-	raise(signum);
-}
-
-static void
-cleanup_at_exit(void)
-{
-	children_stop_all();
-	remove_tree(temp_root);
-}
-
 /* Runs @argv to its end (killed after @timeout_s); exit status, peak RSS and wall time. */
 static gboolean
 run_child(const char *const *argv, const char *out_path, const char *err_path, double timeout_s, int *status,
 	  struct rusage *usage, double *seconds, GError **error)
 {
-	double t0 = wall_seconds();
-	pid_t pid = spawn(argv, out_path, err_path, error);
+	double t0 = bench_wall_seconds();
+	pid_t pid = bench_spawn(argv, out_path, err_path, error);
 
 	if (pid < 0)
 		return FALSE;
-	if (!child_wait(pid, timeout_s, status, usage)) {
+	if (!bench_child_wait(pid, timeout_s, status, usage)) {
 		kill(pid, SIGKILL);
-		child_wait(pid, -1, NULL, NULL);
+		bench_child_wait(pid, -1, NULL, NULL);
 		g_autofree char *command = g_strjoinv(" ", (char **)argv);
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "'%s' did not finish within %.0f s", command,
 			    timeout_s);
 		return FALSE;
 	}
-	*seconds = wall_seconds() - t0;
+	*seconds = bench_wall_seconds() - t0;
 	return TRUE;
 }
 
@@ -288,29 +120,6 @@ run_tool(const char *const *argv, const char *out_path, const char *err_path, do
 	return TRUE;
 }
 
-/* Waits for amulet-sim's "listening on" line; its log is @log_path. */
-static gboolean
-sim_wait_ready(pid_t pid, const char *log_path, double deadline, GError **error)
-{
-	for (;;) {
-		g_autofree char *log = NULL;
-		if (g_file_get_contents(log_path, &log, NULL, NULL) && strstr(log, " listening on ") != NULL)
-			return TRUE;
-		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			child_forget(pid);
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "amulet-sim exited: %s",
-				    log != NULL ? g_strstrip(log) : "");
-			return FALSE;
-		}
-		if (wall_seconds() > deadline) {
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "amulet-sim (%s) not listening in time",
-				    log_path);
-			return FALSE;
-		}
-		g_usleep(2000);
-	}
-}
-
 static pid_t
 sim_start(const char *dir, const char *name, const char *profile, const char *days, const char *seed,
 	  const char *rate, const char *mtu, GError **error)
@@ -321,7 +130,7 @@ sim_start(const char *dir, const char *name, const char *profile, const char *da
 	const char *argv[] = {tool_sim, "--listen", sock, "--state", state, "--profile", profile, "--days", days,
 			      "--seed", seed, "--start", START, "--link-rate", rate, "--mtu", mtu, NULL};
 
-	return spawn(argv, log, NULL, error);
+	return bench_spawn(argv, log, NULL, error);
 }
 
 /* sums the integers after every "key": in @json */
@@ -577,12 +386,12 @@ ingest_run(IngestData *data, const char *dir, gboolean durable, double *seconds,
 	g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func((GDestroyNotify)message_free);
 
 	amu_sync_receiver_start(receiver, HOST_NOW_MS, &request);
-	t0 = wall_seconds();
+	t0 = bench_wall_seconds();
 	for (guint i = 0; ok && i < data->packets->len; i++)
 		ok = ingest_packet(store, key, cs, receiver, g_ptr_array_index(data->packets, i), held, error);
 	if (ok)
 		ok = ingest_flush(store, key, receiver, held, error);
-	*seconds = wall_seconds() - t0;
+	*seconds = bench_wall_seconds() - t0;
 	if (ok)
 		ok = amu_sample_store_count(store, DEVICE_ID, counts, error) &&
 		     amu_sample_store_get_cursor(store, DEVICE_ID, &cursor, NULL, error);
@@ -638,7 +447,7 @@ raw_run(IngestData *data, const char *dir, gboolean durable, double *seconds, GE
 		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "prepare: %s", sqlite3_errmsg(db));
 		return FALSE;
 	}
-	t0 = wall_seconds();
+	t0 = bench_wall_seconds();
 	for (guint b = 0; b < data->batch_sizes->len; b += AMU_SYNC_DEFAULT_WINDOW) {
 		guint n = 0;
 		/* the same commits as the ingest: one per group of batches */
@@ -668,7 +477,7 @@ raw_run(IngestData *data, const char *dir, gboolean durable, double *seconds, GE
 			return FALSE;
 		offset += n;
 	}
-	*seconds = wall_seconds() - t0;
+	*seconds = bench_wall_seconds() - t0;
 	return TRUE;
 }
 
@@ -692,8 +501,8 @@ bench_ingest(const char *dir, GError **error)
 			g_autofree char *raw_dir = g_strdup_printf("%s/raw-%d-%d", dir, durable, rep);
 			gboolean ok = ingest_run(&data, host_dir, durable, &ingest[durable][rep], error) &&
 				      raw_run(&data, raw_dir, durable, &raw[durable][rep], error);
-			remove_tree(host_dir);
-			remove_tree(raw_dir);
+			bench_remove_tree(host_dir);
+			bench_remove_tree(raw_dir);
 			if (!ok) {
 				ingest_data_clear(&data);
 				return FALSE;
@@ -756,7 +565,7 @@ link_run(const char *dir, LinkRun *run, GError **error)
 	double t0, t1;
 	pid_t pid = sim_start(dir, "watch", "watch", "1", SEED, LINK_RATE_STR, LINK_MTU, error);
 
-	if (pid < 0 || !sim_wait_ready(pid, log, wall_seconds() + 30, error))
+	if (pid < 0 || !bench_sim_wait_ready(pid, log, bench_wall_seconds() + 30, error))
 		return FALSE;
 	context = amu_context_new(host, error);
 	if (context == NULL)
@@ -764,16 +573,16 @@ link_run(const char *dir, LinkRun *run, GError **error)
 	device = amu_context_pair(context, address, "watch", accept_cb, NULL, NULL, error);
 	if (device == NULL)
 		return FALSE;
-	t0 = wall_seconds();
+	t0 = bench_wall_seconds();
 	session = amu_device_connect(device, NULL, error);
 	if (session == NULL)
 		return FALSE;
-	t1 = wall_seconds();
+	t1 = bench_wall_seconds();
 	amu_link_get_rx_totals(&d0, &b0);
 	if (!amu_session_sync(session, NULL, NULL, NULL, &run->progress, error))
 		return FALSE;
-	run->wall = wall_seconds() - t0;
-	run->sync = wall_seconds() - t1;
+	run->wall = bench_wall_seconds() - t0;
+	run->sync = bench_wall_seconds() - t1;
 	amu_link_get_rx_totals(&d1, &b1);
 	run->datagrams = d1 - d0;
 	run->bytes = b1 - b0;
@@ -799,8 +608,8 @@ bench_link(const char *dir, GError **error)
 		gboolean ok;
 		g_mkdir_with_parents(run_dir, 0700);
 		ok = link_run(run_dir, &runs[i], error);
-		children_stop_all();
-		remove_tree(run_dir);
+		bench_children_stop_all();
+		bench_remove_tree(run_dir);
 		if (!ok)
 			return FALSE;
 	}
@@ -847,7 +656,7 @@ bench_rss(const char *dir, GError **error)
 	guint64 samples;
 	pid_t pid = sim_start(dir, "band", "band", "30", SEED, "0", "517", error);
 
-	if (pid < 0 || !sim_wait_ready(pid, log, wall_seconds() + 120, error) ||
+	if (pid < 0 || !bench_sim_wait_ready(pid, log, bench_wall_seconds() + 120, error) ||
 	    !run_tool(pair, out, err, 30, NULL, NULL, error) ||
 	    !run_tool(devices, out, err, 30, &devices_usage, &devices_seconds, error) ||
 	    !run_tool(sync, out, err, 600, &sync_usage, &seconds, error) ||
@@ -865,7 +674,7 @@ bench_rss(const char *dir, GError **error)
 	printf("amulet sync band, peak RSS:                 %6.1f MiB  (ratio %.2f to devices; target <= 32 MiB)\n",
 	       mib(sync_usage.ru_maxrss), (double)sync_usage.ru_maxrss / (double)devices_usage.ru_maxrss);
 	printf("  sync wall time %.2f s (process start to exit), %.0f k samples/s, CPU %.2f s (user + sys)\n", seconds,
-	       (double)samples / seconds / 1e3, cpu_seconds(&sync_usage));
+	       (double)samples / seconds / 1e3, bench_cpu_seconds(&sync_usage));
 	return TRUE;
 }
 
@@ -874,7 +683,7 @@ bench_rss(const char *dir, GError **error)
 static gboolean
 many_start(const char *dir, GError **error)
 {
-	double deadline = wall_seconds() + 300;
+	double deadline = bench_wall_seconds() + 300;
 	pid_t pids[MANY_DEVICES];
 
 	for (int i = 0; i < MANY_DEVICES; i++) {
@@ -886,7 +695,7 @@ many_start(const char *dir, GError **error)
 	}
 	for (int i = 0; i < MANY_DEVICES; i++) {
 		g_autofree char *log = g_strdup_printf("%s/d%03d.log", dir, i);
-		if (!sim_wait_ready(pids[i], log, deadline, error))
+		if (!bench_sim_wait_ready(pids[i], log, deadline, error))
 			return FALSE;
 	}
 	return TRUE;
@@ -925,7 +734,7 @@ many_round(const char *dir, gboolean all, ManyRun *run, GError **error)
 	memset(run, 0, sizeof(*run));
 	if (!run_shell(dir, "rm -rf host d*-state; cp -a snapshot/. .", error) || !many_start(dir, error))
 		return FALSE;
-	t0 = wall_seconds();
+	t0 = bench_wall_seconds();
 	for (int i = 0; i < (all ? 1 : MANY_DEVICES); i++) {
 		g_autofree char *name = g_strdup_printf("d%03d", i);
 		g_autofree char *json = NULL;
@@ -933,15 +742,15 @@ many_round(const char *dir, gboolean all, ManyRun *run, GError **error)
 		struct rusage usage;
 		if (!run_tool(sync, out, err, 900, &usage, NULL, error) || !g_file_get_contents(out, &json, NULL, error))
 			return FALSE;
-		run->host_cpu += cpu_seconds(&usage);
+		run->host_cpu += bench_cpu_seconds(&usage);
 		run->maxrss_kib = MAX(run->maxrss_kib, usage.ru_maxrss);
 		run->samples += json_sum(json, "samples");
 		run->expected += json_sum(json, "expected");
 		run->n_ok += json_count(json, "\"ok\":true");
 	}
-	run->wall = wall_seconds() - t0;
+	run->wall = bench_wall_seconds() - t0;
 	/* from their start, which only opens an existing log: about the sync's share */
-	run->sims_cpu = children_stop_all();
+	run->sims_cpu = bench_children_stop_all();
 	if (run->n_ok != MANY_DEVICES || run->samples != run->expected || run->samples == 0) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %u of %d devices ok, %" G_GUINT64_FORMAT
 			    " of %" G_GUINT64_FORMAT " samples",
@@ -987,7 +796,7 @@ bench_many(const char *dir, GError **error)
 	}
 	/* the simulators exit (closing their stores), then every round starts
 	 * from a copy of the paired devices and host */
-	children_stop_all();
+	bench_children_stop_all();
 	if (!run_shell(dir, "mkdir snapshot; cp -a host d*-state snapshot/", error))
 		return FALSE;
 	/* interleaved, so other load on the machine falls on both alike */
@@ -1046,7 +855,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-sync: build %s and %s first (make bench does)\n", tool_sim, tool_amulet);
 		return 1;
 	}
-	temp_root = g_dir_make_tmp("amu-bench-XXXXXX", &error);
+	temp_root = bench_children_init("amu-bench", &error);
 	if (temp_root == NULL) {
 		fprintf(stderr, "bench-sync: %s\n", error->message);
 		return 1;
@@ -1060,11 +869,6 @@ main(int argc, char **argv)
 		       "the machine shows in the wall times\n\n",
 		       sysconf(_SC_NPROCESSORS_ONLN), one, five);
 	}
-	atexit(cleanup_at_exit);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, SIG_IGN);
 
 	for (guint p = 0; p < G_N_ELEMENTS(parts); p++) {
 		g_autofree char *dir = NULL;
@@ -1075,8 +879,8 @@ main(int argc, char **argv)
 		dir = g_build_filename(temp_root, parts[p].name, NULL);
 		g_mkdir_with_parents(dir, 0700);
 		ok = parts[p].func(dir, &error);
-		children_stop_all();
-		remove_tree(dir);
+		bench_children_stop_all();
+		bench_remove_tree(dir);
 		if (!ok) {
 			fprintf(stderr, "bench-sync: %s: %s\n", parts[p].name, error->message);
 			g_clear_error(&error);

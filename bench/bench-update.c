@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <glib/gstdio.h>
 
 #include "amu-update-package.h"
+#include "bench-children.h"
 #include "amulet/amulet.h"
 
 #define RUNS 3
@@ -200,24 +200,6 @@ accept_cb(AmuPairingRequest *request, gpointer user_data)
 	amu_pairing_request_reply(request, TRUE, TRUE);
 }
 
-static gboolean
-rm_rf(const char *path)
-{
-	g_autoptr(GFile) file = g_file_new_for_path(path);
-	g_autoptr(GFileEnumerator) children =
-		g_file_enumerate_children(file, G_FILE_ATTRIBUTE_STANDARD_NAME, G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, NULL, NULL);
-	GFileInfo *info;
-
-	while (children != NULL && (info = g_file_enumerator_next_file(children, NULL, NULL)) != NULL) {
-		g_autofree char *child = g_build_filename(path, g_file_info_get_name(info), NULL);
-		if (g_file_info_get_file_type(info) == G_FILE_TYPE_DIRECTORY)
-			rm_rf(child);
-		else
-			g_unlink(child);
-		g_object_unref(info);
-	}
-	return g_rmdir(path) == 0;
-}
 
 static int
 bench_goodput(void)
@@ -295,7 +277,7 @@ out:
 	}
 	g_clear_object(&device);
 	g_clear_object(&context);
-	rm_rf(dir);
+	bench_remove_tree(dir);
 	return rc;
 }
 

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench-children.h"
+
+/* What the benchmarks that drive the real tools share: children that die
+ * with the benchmark, reaped without spending CPU, and a scratch directory
+ * removed at exit or on a signal. */
+
+double
+bench_wall_seconds(void)
+{
+	return (double)g_get_monotonic_time() / 1e6;
+}
+
+double
+bench_cpu_seconds(const struct rusage *usage)
+{
+	return (double)usage->ru_utime.tv_sec + (double)usage->ru_utime.tv_usec / 1e6 +
+	       (double)usage->ru_stime.tv_sec + (double)usage->ru_stime.tv_usec / 1e6;
+}
+
+
+#define MAX_CHILDREN 256
+static volatile pid_t children[MAX_CHILDREN];
+static volatile sig_atomic_t n_children;
+static char *bench_temp_root;
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+void
+bench_remove_tree(const char *path)
+{
+	if (path != NULL)
+		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+child_forget(pid_t pid)
+{
+	for (int i = 0; i < n_children; i++) {
+		if (children[i] == pid) {
+			children[i] = children[n_children - 1];
+			n_children--;
+			return;
+		}
+	}
+}
+
+/* Starts @argv with stdin from /dev/null and stdout and stderr into files;
+ * the child dies with us even if we are killed outright. */
+pid_t
+bench_spawn(const char *const *argv, const char *out_path, const char *err_path, GError **error)
+{
+	int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int err_fd = err_path != NULL ? open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : out_fd;
+	sigset_t block, old;
+	pid_t pid = -1;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	/* no signal between fork and registering: the child must not escape */
+	sigprocmask(SIG_BLOCK, &block, &old);
+	if (in_fd >= 0 && out_fd >= 0 && err_fd >= 0 && n_children < MAX_CHILDREN)
+		pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		dup2(in_fd, STDIN_FILENO);
+		dup2(out_fd, STDOUT_FILENO);
+		dup2(err_fd, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		children[n_children++] = pid;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (in_fd >= 0)
+		close(in_fd);
+	if (err_fd >= 0 && err_fd != out_fd)
+		close(err_fd);
+	if (out_fd >= 0)
+		close(out_fd);
+	if (pid < 0)
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot start %s", argv[0]);
+	return pid;
+}
+
+/* Reaps @pid within @timeout_s (< 0: no limit); TRUE if it exited. Sleeps
+ * in poll() on a pidfd rather than polling wait4(), so waiting takes no CPU
+ * from what is measured (a 1 ms poll if the kernel has no pidfd). */
+gboolean
+bench_child_wait(pid_t pid, double timeout_s, int *status, struct rusage *usage)
+{
+	double deadline = bench_wall_seconds() + timeout_s;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	struct rusage ignored;
+	int ignored_status;
+	gboolean exited = FALSE;
+
+	for (;;) {
+		pid_t done = wait4(pid, status != NULL ? status : &ignored_status, WNOHANG,
+				   usage != NULL ? usage : &ignored);
+		double left = deadline - bench_wall_seconds();
+		if (done == pid || (done < 0 && errno != EINTR)) {
+			exited = TRUE;
+			break;
+		}
+		if (timeout_s >= 0 && left <= 0)
+			break;
+		if (pidfd >= 0) {
+			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+			poll(&pfd, 1, timeout_s < 0 ? -1 : (int)(left * 1000) + 1);
+		} else {
+			g_usleep(1000);
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	if (exited)
+		child_forget(pid);
+	return exited;
+}
+
+/* SIGTERM to all, SIGKILL to whoever is left after 5 s, all reaped; returns
+ * the CPU time (user + sys) they used */
+double
+bench_children_stop_all(void)
+{
+	double deadline = bench_wall_seconds() + 5, cpu = 0;
+
+	for (int i = 0; i < n_children; i++)
+		kill(children[i], SIGTERM);
+	while (n_children > 0) {
+		pid_t pid = children[0];
+		struct rusage usage = {0};
+		if (!bench_child_wait(pid, MAX(deadline - bench_wall_seconds(), 0), NULL, &usage)) {
+			kill(pid, SIGKILL);
+			bench_child_wait(pid, -1, NULL, &usage);
+		}
+		cpu += bench_cpu_seconds(&usage);
+	}
+	return cpu;
+}
+
+static void
+on_signal(int signum)
+{
+	for (int i = 0; i < n_children; i++)
+		kill(children[i], SIGKILL);
+	for (int i = 0; i < n_children; i++)
+		waitpid(children[i], NULL, 0);
+	n_children = 0;
+	/* best effort: we are going down anyway */
+	bench_remove_tree(bench_temp_root);
+	signal(signum, SIG_DFL);
+	raise(signum);
+}
+
+static void
+cleanup_at_exit(void)
+{
+	bench_children_stop_all();
+	bench_remove_tree(bench_temp_root);
+}
+
+gboolean
+bench_sim_wait_ready(pid_t pid, const char *log_path, double deadline, GError **error)
+{
+	for (;;) {
+		g_autofree char *log = NULL;
+		if (g_file_get_contents(log_path, &log, NULL, NULL) && strstr(log, " listening on ") != NULL)
+			return TRUE;
+		if (bench_child_wait(pid, 0, NULL, NULL)) {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "amulet-sim exited: %s",
+				    log != NULL ? g_strstrip(log) : "");
+			return FALSE;
+		}
+		if (bench_wall_seconds() > deadline) {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "amulet-sim (%s) not listening in time",
+				    log_path);
+			return FALSE;
+		}
+		g_usleep(2000);
+	}
+}
+
+const char *
+bench_children_init(const char *prefix, GError **error)
+{
+	g_autofree char *template = g_strdup_printf("%s-XXXXXX", prefix);
+
+	bench_temp_root = g_dir_make_tmp(template, error);
+	if (bench_temp_root == NULL)
+		return NULL;
+	atexit(cleanup_at_exit);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	return bench_temp_root;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+G_BEGIN_DECLS
+
+/* Shared by the benchmarks that run the real tools as children
+ * (bench-sync.c, bench-export.c): wall and CPU clocks, children that die
+ * with the benchmark, and a scratch directory. */
+
+double bench_wall_seconds(void);
+/* user + system time of @usage */
+double bench_cpu_seconds(const struct rusage *usage);
+/* removes @path and everything under it (NULL: nothing); links are not followed */
+void bench_remove_tree(const char *path);
+
+/* Makes the scratch directory (/tmp/PREFIX-XXXXXX), and on exit or on
+ * SIGINT/SIGTERM/SIGHUP stops every child and removes it; SIGPIPE is
+ * ignored. Returns the directory, or NULL with @error set. */
+const char *bench_children_init(const char *prefix, GError **error);
+
+/* Starts @argv with stdin from /dev/null and stdout and stderr into files
+ * (@err_path NULL: with stdout); the child dies with us even if we are
+ * killed outright. */
+pid_t bench_spawn(const char *const *argv, const char *out_path, const char *err_path, GError **error);
+/* Reaps @pid within @timeout_s (< 0: no limit); TRUE if it exited. Sleeps in
+ * poll() on a pidfd, so waiting takes no CPU from what is measured. */
+gboolean bench_child_wait(pid_t pid, double timeout_s, int *status, struct rusage *usage);
+/* SIGTERM to every child, SIGKILL to whoever is left after 5 s, all reaped;
+ * returns the CPU time (user + sys) they used */
+double bench_children_stop_all(void);
+/* Waits until amulet-sim @pid logs its "listening on" line into @log_path;
+ * fails if it exits first or @deadline (bench_wall_seconds()) passes */
+gboolean bench_sim_wait_ready(pid_t pid, const char *log_path, double deadline, GError **error);
+
+G_END_DECLS
