@@ -9,6 +9,7 @@
 #include "amu-ledger.h"
 #include "amu-store.h"
 #include "amulet/amu-error.h"
+#include "fuzz-common.h"
 
 /*
  * Appends fuzzed entries to the consent ledger, tampers with what it
@@ -60,9 +61,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_HEADS (MAX_ENTRIES + 1)
 #define HEAD_FILE "consent-ledger.head"
 
-/* aborts, naming the invariant, when it does not hold */
-#define check(ok) ((ok) ? (void)0 : check_failed(__LINE__, #ok))
-
 static const uint8_t master_key[AMU_STORE_KEYBYTES] = { 'f', 'u', 'z', 'z', '-', 'l', 'e', 'd', 'g', 'e', 'r' };
 static AmuStore *store;
 static AmuLedger *ledger;
@@ -85,37 +83,12 @@ state_empty(const State *state)
 }
 
 static void
-check_failed(int line, const char *what)
-{
-	g_printerr("%s:%d: check failed: %s\n", __FILE__, line, what);
-	abort();
-}
-
-static void
-remove_tree(const char *path)
-{
-	GDir *dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	if (dir != NULL)
-		g_dir_close(dir);
-	g_rmdir(path);
-}
-
-static void
 cleanup(void)
 {
 	g_clear_pointer(&ledger, amu_ledger_free);
 	g_clear_pointer(&store, amu_store_unref);
 	if (store_dir != NULL)
-		remove_tree(store_dir);
+		fuzz_remove_tree(store_dir);
 	g_clear_pointer(&store_dir, g_free);
 	g_clear_pointer(&head_path, g_free);
 }

@@ -9,6 +9,7 @@
 #include "amu-export-private.h"
 #include "amulet/amu-error.h"
 #include "amulet/amu-data-export.h"
+#include "fuzz-common.h"
 
 /*
  * Opens a sealed export (amu_export_open_sealed) for a fixed recipient key.
@@ -71,16 +72,6 @@ typedef struct {
 	uint8_t tag;
 } Chunk;
 
-/* aborts, naming the invariant, when it does not hold */
-#define check(ok) ((ok) ? (void)0 : check_failed(__LINE__, #ok))
-
-static void
-check_failed(int line, const char *what)
-{
-	g_printerr("%s:%d: check failed: %s\n", __FILE__, line, what);
-	abort();
-}
-
 static void
 chunk_free(gpointer data)
 {
@@ -88,24 +79,6 @@ chunk_free(gpointer data)
 
 	g_byte_array_unref(chunk->plain);
 	g_free(chunk);
-}
-
-static void
-remove_tree(const char *path)
-{
-	GDir *dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	if (dir != NULL)
-		g_dir_close(dir);
-	g_rmdir(path);
 }
 
 static void
@@ -403,6 +376,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ok)
 			check_files(out_dir, expected);
 	}
-	remove_tree(root);
+	fuzz_remove_tree(root);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include "amu-sample-store.h"
 #include "amu-store.h"
 #include "amu-sync.h"
+#include "fuzz-common.h"
 
 /*
  * The host's side of a telemetry sync, as amu-session-sync.c drives it: a
@@ -55,40 +56,12 @@ static const uint8_t data_key[AMU_STORE_KEYBYTES] = { 'd', 'a', 't', 'a', '-', '
 static AmuStore *store;
 static char *store_dir;
 
-/* aborts, naming the invariant, when it does not hold */
-#define check(ok) ((ok) ? (void)0 : check_failed(__LINE__, #ok))
-
-static void
-check_failed(int line, const char *what)
-{
-	g_printerr("%s:%d: check failed: %s\n", __FILE__, line, what);
-	abort();
-}
-
-static void
-remove_tree(const char *path)
-{
-	GDir *dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	if (dir != NULL)
-		g_dir_close(dir);
-	g_rmdir(path);
-}
-
 static void
 cleanup(void)
 {
 	g_clear_pointer(&store, amu_store_unref);
 	if (store_dir != NULL)
-		remove_tree(store_dir);
+		fuzz_remove_tree(store_dir);
 	g_clear_pointer(&store_dir, g_free);
 }
 

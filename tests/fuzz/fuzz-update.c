@@ -7,6 +7,7 @@
 
 #include "amu-update-package.h"
 #include "amulet/amu-error.h"
+#include "fuzz-common.h"
 
 /*
  * Update packages, manifests and simulated firmware images
@@ -46,7 +47,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define check(ok) ((ok) ? (void)0 : check_failed(__LINE__, #ok))
 
 #define CONTEXT_LEN (sizeof(AMU_UPDATE_SIGN_CONTEXT) - 1)
 #define RUNNING_SEQUENCE 5
@@ -55,13 +55,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t test_pk[AMU_VENDOR_PUBLICKEYBYTES];
 static uint8_t test_sk[AMU_VENDOR_SECRETKEYBYTES];
-
-static void
-check_failed(int line, const char *what)
-{
-	g_printerr("%s:%d: check failed: %s\n", __FILE__, line, what);
-	abort();
-}
 
 static void
 setup(void)

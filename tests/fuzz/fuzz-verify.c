@@ -9,6 +9,7 @@
 
 #include "amulet/amu-data-export.h"
 #include "amulet/amu-error.h"
+#include "fuzz-common.h"
 
 /*
  * Verifies an export directory (amu_export_verify) whose manifest the owner
@@ -49,21 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FILE_MARK "@@FILE "
 #define MAX_FILES 10
 
-/* aborts, naming the invariant, when it does not hold */
-#define check(ok) ((ok) ? (void)0 : check_failed(__LINE__, #ok))
-
 static uint8_t owner_pk[crypto_sign_PUBLICKEYBYTES];
 static uint8_t owner_sk[crypto_sign_SECRETKEYBYTES];
 static uint8_t other_pk[crypto_sign_PUBLICKEYBYTES];
 static char owner_hex[crypto_sign_PUBLICKEYBYTES * 2 + 1];
 static const char *tmp_base;
-
-static void
-check_failed(int line, const char *what)
-{
-	g_printerr("%s:%d: check failed: %s\n", __FILE__, line, what);
-	abort();
-}
 
 static void
 setup(void)
@@ -79,24 +70,6 @@ setup(void)
 	crypto_sign_seed_keypair(other_pk, other_sk, seed);
 	sodium_bin2hex(owner_hex, sizeof(owner_hex), owner_pk, sizeof(owner_pk));
 	tmp_base = g_file_test("/dev/shm", G_FILE_TEST_IS_DIR) ? "/dev/shm" : g_get_tmp_dir();
-}
-
-static void
-remove_tree(const char *path)
-{
-	GDir *dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	if (dir != NULL)
-		g_dir_close(dir);
-	g_rmdir(path);
 }
 
 static char *
@@ -299,6 +272,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(((flags & 8) != 0) == (summary != NULL));
 		check_export(dir, manifest->str, manifest->len);
 	}
-	remove_tree(dir);
+	fuzz_remove_tree(dir);
 	return 0;
 }
