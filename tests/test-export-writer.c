@@ -111,8 +111,6 @@ static const AmuSample hour_samples[] = {
 
 /* ---------------------------------------------------------------- helpers */
 
-static void amu_test_remove_tree(const char *path);
-
 static void
 empty_dir(const char *path)
 {

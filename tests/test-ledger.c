@@ -36,27 +36,11 @@ static const uint8_t master_key[AMU_STORE_KEYBYTES] = {
 };
 
 static void
-remove_tree(const char *path)
-{
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	g_rmdir(path);
-}
-
-static void
 fixture_free(Fixture *fixture)
 {
 	amu_ledger_free(fixture->ledger);
 	amu_store_unref(fixture->store);
-	remove_tree(fixture->root);
+	amu_test_remove_tree(fixture->root);
 	g_free(fixture->root);
 	g_free(fixture->dir);
 	for (guint i = 0; i < N_ENTRIES; i++)
