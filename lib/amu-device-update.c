@@ -76,6 +76,19 @@ update_manifest(AmuFirmwareUpdate *self)
 	return self->package->manifest->manifest;
 }
 
+/* what the owner is shown, from the checked manifest, made printable */
+static void
+firmware_update_describe(AmuFirmwareUpdate *self)
+{
+	const Amulet__V1__UpdateManifest *m = update_manifest(self);
+
+	self->version = amu_text_printable(m->version);
+	self->changes = amu_text_printable(m->changes != NULL ? m->changes : "");
+	self->changed_settings = g_new0(char *, m->n_changed_settings + 1);
+	for (size_t i = 0; i < m->n_changed_settings; i++)
+		self->changed_settings[i] = amu_text_printable(m->changed_settings[i]);
+}
+
 static gboolean
 device_vendor(AmuDevice *device, const char **vendor_id, const uint8_t **vendor_key, GError **error)
 {
@@ -112,7 +125,6 @@ AmuFirmwareUpdate *
 amu_device_load_update(AmuDevice *device, const char *path, GError **error)
 {
 	g_autoptr(AmuFirmwareUpdate) self = NULL;
-	const Amulet__V1__UpdateManifest *m;
 	const uint8_t *vendor_key;
 	const char *vendor_id;
 	guint64 running = 0;
@@ -127,7 +139,6 @@ amu_device_load_update(AmuDevice *device, const char *path, GError **error)
 	if (self->package == NULL)
 		return NULL;
 	self->path = g_strdup(path);
-	m = update_manifest(self);
 	/* a device on trial may still go back: only what it runs for good rules out older packages */
 	if (!amu_device_known_firmware_is_trial(device))
 		amu_device_get_known_firmware(device, NULL, &running);
@@ -137,11 +148,7 @@ amu_device_load_update(AmuDevice *device, const char *path, GError **error)
 		g_prefix_error(error, "%s: ", path);
 		return NULL;
 	}
-	self->version = amu_text_printable(m->version);
-	self->changes = amu_text_printable(m->changes != NULL ? m->changes : "");
-	self->changed_settings = g_new0(char *, m->n_changed_settings + 1);
-	for (size_t i = 0; i < m->n_changed_settings; i++)
-		self->changed_settings[i] = amu_text_printable(m->changed_settings[i]);
+	firmware_update_describe(self);
 	return g_steal_pointer(&self);
 }
 
@@ -984,11 +991,7 @@ amu_device_find_newest_update(AmuDevice *device, GError **error)
 		if (newest != NULL && update_manifest(newest)->sequence >= update_manifest(update)->sequence)
 			continue;
 		update->path = g_steal_pointer(&path);
-		update->version = amu_text_printable(update_manifest(update)->version);
-		update->changes = amu_text_printable(update_manifest(update)->changes);
-		update->changed_settings = g_new0(char *, update_manifest(update)->n_changed_settings + 1);
-		for (size_t i = 0; i < update_manifest(update)->n_changed_settings; i++)
-			update->changed_settings[i] = amu_text_printable(update_manifest(update)->changed_settings[i]);
+		firmware_update_describe(update);
 		g_set_object(&newest, update);
 	}
 	return g_steal_pointer(&newest);
