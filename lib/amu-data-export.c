@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "amu-export-file.h"
 #include "amu-export-private.h"
 #include "amu-export-writer.h"
 #include "amu-private.h"
@@ -527,29 +528,12 @@ build_manifest(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 }
 
 static gboolean
-write_file(const char *path, const void *data, size_t len, GError **error)
-{
-	g_autoptr(GError) error_local = NULL;
-
-	if (!g_file_set_contents_full(path, data, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error_local)) {
-		g_set_error(error, AMU_ERROR,
-			    g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOSPC) ? AMU_ERROR_NO_SPACE
-											   : AMU_ERROR_IO,
-			    "%s", error_local->message);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
 write_manifest(AmuDataExport *self, const char *dir, AmuConsent *consent, AmuDevice *device, gint64 now_ms, GError **error)
 {
 	g_autoptr(JsonNode) root = NULL;
 	g_autoptr(JsonGenerator) generator = json_generator_new();
 	g_autofree char *text = NULL;
 	g_autofree char *signature_b64 = NULL;
-	g_autofree char *manifest_path = g_build_filename(dir, AMU_EXPORT_MANIFEST, NULL);
-	g_autofree char *signature_path = g_build_filename(dir, AMU_EXPORT_SIGNATURE, NULL);
 	uint8_t owner_pk[crypto_sign_PUBLICKEYBYTES], signature[crypto_sign_BYTES], digest[crypto_hash_sha256_BYTES];
 	uint8_t *owner_sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	gsize len = 0;
@@ -566,8 +550,9 @@ write_manifest(AmuDataExport *self, const char *dir, AmuConsent *consent, AmuDev
 	crypto_hash_sha256(digest, (const uint8_t *)text, len);
 	g_free(self->manifest_sha256);
 	self->manifest_sha256 = hex_of(digest, sizeof(digest));
-	return write_file(manifest_path, text, len, error) &&
-	       write_file(signature_path, signature_b64, strlen(signature_b64), error);
+	/* the signature last: a directory without it is no export */
+	return amu_export_write_small_file(dir, AMU_EXPORT_MANIFEST, text, len, error) &&
+	       amu_export_write_small_file(dir, AMU_EXPORT_SIGNATURE, signature_b64, strlen(signature_b64), error);
 }
 
 static void
@@ -786,6 +771,10 @@ amu_data_export_run(AmuDataExport *self, AmuExportProgressFunc progress_func, gp
 		return FALSE;
 	ok = export_samples(self, consent, device, work_dir, progress_func, progress_data, cancellable, now, error) &&
 	     write_manifest(self, work_dir, consent, device, now, error);
+	/* one directory sync for every name in it; a sealed export's
+	 * directory is only read back and removed */
+	if (ok && self->seal_to == NULL)
+		ok = amu_export_sync_dir(work_dir, error);
 	if (ok && self->seal_to != NULL) {
 		g_ptr_array_add(self->files, g_strdup(AMU_EXPORT_MANIFEST));
 		g_ptr_array_add(self->files, g_strdup(AMU_EXPORT_SIGNATURE));

@@ -3,21 +3,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <nettle/sha2.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "amu-export-file.h"
 #include "amu-export-writer.h"
 #include "amulet/amu-error.h"
 
 /* The export formats, written as the samples stream past. Records are
- * formatted by hand into a large buffer that goes to write() whole: an
- * export of a year of 1 Hz heart rate is 30 M samples, and printf() or
- * GDateTime per sample would make that take minutes. Each full buffer is
- * hashed on its way out (nettle's SHA-256, which uses the CPU's SHA
- * instructions), so the manifest needs no second pass over the files. */
+ * formatted by hand into the stream's buffer (amu-export-file.c), which a
+ * thread of its own writes and hashes: an export of a year of 1 Hz heart
+ * rate is 30 M samples, and printf() or GDateTime per sample would make
+ * that take minutes. The manifest needs no second pass over the files. */
 
-#define EXPORT_BUFFER_SIZE (64 * 1024)
 #define DAY_MS G_GINT64_CONSTANT(86400000)
 /* xsd:dateTime and ISO 8601 without expansion need four-digit years */
 #define TIME_MAX_MS G_GINT64_CONSTANT(253402300799999) /* 9999-12-31T23:59:59.999Z */
@@ -387,41 +385,6 @@ json_append_time(GString *out, TimeCache *cache, gint64 ms)
 
 /* ---------------------------------------------------------------- files */
 
-/* "cannot <verb> <path>: <strerror>: <fix>", worded as the store words it */
-static void
-set_errno_error(GError **error, int errsv, const char *verb, const char *path)
-{
-	int code = AMU_ERROR_IO;
-	const char *fix = "check the disk and export again";
-
-	if (errsv == ENOSPC || errsv == EDQUOT) {
-		code = AMU_ERROR_NO_SPACE;
-		fix = "free space on that disk or export to another directory";
-	} else if (errsv == EACCES || errsv == EPERM || errsv == EROFS) {
-		code = AMU_ERROR_PERMISSION_DENIED;
-		fix = "make the directory writable by this user or export to another one";
-	} else if (errsv == EEXIST) {
-		code = AMU_ERROR_EXISTS;
-		fix = "export into a new, empty directory";
-	} else if (errsv == ENOENT || errsv == ENOTDIR) {
-		code = AMU_ERROR_NOT_FOUND;
-		fix = "create the directory first";
-	}
-	g_set_error(
-	  error, AMU_ERROR, code, "cannot %s %s: %s: %s", verb, path, g_strerror(errsv), fix);
-}
-
-typedef struct {
-	int fd; /* -1 while no file is open */
-	char *path;
-	AmuExportFile *record; /* gets the digest and size once closed */
-	char *buffer;	       /* EXPORT_BUFFER_SIZE bytes */
-	gsize used;
-	guint64 size;		  /* bytes written so far */
-	struct sha256_ctx sha256; /* of those bytes */
-	int errsv;		  /* errno of the first failed write, 0 while none */
-} ExportFile;
-
 void
 amu_export_file_free(AmuExportFile *file)
 {
@@ -429,148 +392,6 @@ amu_export_file_free(AmuExportFile *file)
 		return;
 	g_free(file->name);
 	g_free(file);
-}
-
-static gboolean
-export_file_open(ExportFile *file, const char *dir, AmuExportFile *record, GError **error)
-{
-	g_autofree char *path = g_build_filename(dir, record->name, NULL);
-	int fd;
-
-	/* 0600: this is health data. O_EXCL | O_NOFOLLOW: never replace a
-	 * file, nor write through a link someone left in the directory. */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		set_errno_error(error, errno, "create", path);
-		return FALSE;
-	}
-	file->fd = fd;
-	file->path = g_steal_pointer(&path);
-	file->record = record;
-	file->buffer = g_malloc(EXPORT_BUFFER_SIZE);
-	file->used = 0;
-	file->size = 0;
-	sha256_init(&file->sha256);
-	file->errsv = 0;
-	return TRUE;
-}
-
-/* Writes @data whole and hashes it, so the digest is of exactly the bytes
- * in the file; the first failure is kept in errsv and ends all writing. */
-static void
-export_file_write(ExportFile *file, const char *data, gsize len)
-{
-	gsize done = 0;
-
-	if (file->errsv != 0)
-		return;
-	while (done < len) {
-		ssize_t n = write(file->fd, data + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			/* write() returning 0 for a regular file: nothing more fits */
-			file->errsv = n < 0 ? errno : ENOSPC;
-			return;
-		}
-		done += (gsize)n;
-	}
-	sha256_update(&file->sha256, len, (const uint8_t *)data);
-	file->size += len;
-}
-
-static void
-export_file_flush(ExportFile *file)
-{
-	export_file_write(file, file->buffer, file->used);
-	file->used = 0;
-}
-
-/* What does not fit: fill the buffer, write it, and write what is left
- * straight from @data while it is a buffer or more. */
-static void
-export_file_put_slow(ExportFile *file, const char *data, gsize len)
-{
-	gsize room = EXPORT_BUFFER_SIZE - file->used;
-
-	memcpy(file->buffer + file->used, data, room);
-	file->used = EXPORT_BUFFER_SIZE;
-	data += room;
-	len -= room;
-	export_file_flush(file);
-	if (len >= EXPORT_BUFFER_SIZE) {
-		export_file_write(file, data, len);
-		return;
-	}
-	memcpy(file->buffer, data, len);
-	file->used = len;
-}
-
-/* Writes are checked once per record by export_file_check(); the errno is
- * kept at the call that failed, before anything can overwrite it. */
-static inline void
-export_file_put(ExportFile *file, const char *data, gsize len)
-{
-	if (G_LIKELY(len <= EXPORT_BUFFER_SIZE - file->used)) {
-		memcpy(file->buffer + file->used, data, len);
-		file->used += len;
-		return;
-	}
-	export_file_put_slow(file, data, len);
-}
-
-static gboolean
-export_file_check(ExportFile *file, GError **error)
-{
-	if (G_LIKELY(file->errsv == 0))
-		return TRUE;
-	set_errno_error(error, file->errsv, "write", file->path);
-	return FALSE;
-}
-
-static void
-hex_encode(char *out, const guint8 *data, gsize len)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (gsize i = 0; i < len; i++) {
-		*out++ = hex[data[i] >> 4];
-		*out++ = hex[data[i] & 0xf];
-	}
-	*out = '\0';
-}
-
-/* Flushes, fsyncs and closes, and gives the record its digest and size;
- * with @error NULL, writes out what is buffered as fclose() would and just
- * releases the file. */
-static gboolean
-export_file_close(ExportFile *file, GError **error)
-{
-	gboolean ok;
-
-	export_file_flush(file);
-	ok = error == NULL || export_file_check(file, error);
-	if (ok && error != NULL && fsync(file->fd) != 0) {
-		set_errno_error(error, errno, "sync", file->path);
-		ok = FALSE;
-	}
-	/* some file systems (NFS) report a failed write only at close */
-	if (close(file->fd) != 0 && ok && error != NULL) {
-		set_errno_error(error, errno, "close", file->path);
-		ok = FALSE;
-	}
-	if (ok && error != NULL) {
-		guint8 digest[SHA256_DIGEST_SIZE];
-
-		sha256_digest(&file->sha256, sizeof(digest), digest);
-		hex_encode(file->record->sha256, digest, sizeof(digest));
-		file->record->size = file->size;
-	}
-	file->fd = -1;
-	file->record = NULL;
-	g_clear_pointer(&file->buffer, g_free);
-	g_clear_pointer(&file->path, g_free);
-	return ok;
 }
 
 /* ---------------------------------------------------------------- FHIR codes */
@@ -686,7 +507,7 @@ struct AmuExportWriter {
 	gint64 to_ms;
 	gint64 created_ms;
 
-	ExportFile out;
+	AmuExportStream out;
 	GPtrArray *files; /* of AmuExportFile, in the order created */
 	TimeCache time_cache;
 	guint64 n_records; /* in the open file */
@@ -769,7 +590,7 @@ writer_fail(AmuExportWriter *self, GError **error)
 static gboolean
 writer_check(AmuExportWriter *self, GError **error)
 {
-	if (G_LIKELY(export_file_check(&self->out, &self->error)))
+	if (G_LIKELY(amu_export_stream_check(&self->out, &self->error)))
 		return TRUE;
 	return writer_fail(self, error);
 }
@@ -780,7 +601,7 @@ writer_open(AmuExportWriter *self, const char *name, GError **error)
 	g_autoptr(AmuExportFile) record = g_new0(AmuExportFile, 1);
 
 	record->name = g_strdup(name);
-	if (!export_file_open(&self->out, self->dir, record, error))
+	if (!amu_export_stream_open(&self->out, self->dir, record, error))
 		return FALSE;
 	g_ptr_array_add(self->files, g_steal_pointer(&record));
 	self->n_records = 0;
@@ -790,7 +611,7 @@ writer_open(AmuExportWriter *self, const char *name, GError **error)
 static void
 writer_put_gstring(AmuExportWriter *self, const GString *text)
 {
-	export_file_put(&self->out, text->str, text->len);
+	amu_export_stream_put(&self->out, text->str, text->len);
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -849,7 +670,7 @@ json_add(AmuExportWriter *self, const AmuSample *sample)
 		p = put_field(p, field->kind, sample->values[i], TRUE);
 	}
 	*p++ = '}';
-	export_file_put(&self->out, record, p - record);
+	amu_export_stream_put(&self->out, record, p - record);
 }
 
 /* ---------------------------------------------------------------- CSV */
@@ -862,7 +683,7 @@ csv_begin_category(AmuExportWriter *self, AmuCategory category, GError **error)
 	g_autofree char *name = g_strdup_printf("%s.csv", amu_category_to_string(category));
 	g_autoptr(GString) header = g_string_new("time_utc");
 
-	if (self->out.fd >= 0 && !export_file_close(&self->out, &self->error))
+	if (self->out.fd >= 0 && !amu_export_stream_close(&self->out, &self->error))
 		return writer_fail(self, error);
 	if (!writer_open(self, name, &self->error))
 		return writer_fail(self, error);
@@ -893,7 +714,7 @@ csv_add(AmuExportWriter *self, const AmuSample *sample)
 	}
 	*p++ = '\r';
 	*p++ = '\n';
-	export_file_put(&self->out, record, p - record);
+	amu_export_stream_put(&self->out, record, p - record);
 }
 
 /* ---------------------------------------------------------------- FHIR */
@@ -1059,7 +880,7 @@ fhir_add(AmuExportWriter *self, const AmuSample *sample)
 	}
 	memcpy(p, self->fhir_tail[kind]->str, self->fhir_tail[kind]->len);
 	p += self->fhir_tail[kind]->len;
-	export_file_put(&self->out, record, p - record);
+	amu_export_stream_put(&self->out, record, p - record);
 }
 
 /* ---------------------------------------------------------------- GPX */
@@ -1112,7 +933,7 @@ gpx_add(AmuExportWriter *self, const AmuSample *sample)
 	if (sample->category != AMU_CATEGORY_LOCATION)
 		return;
 	if (!self->gpx_in_track) {
-		export_file_put(&self->out, self->gpx_track_head, strlen(self->gpx_track_head));
+		amu_export_stream_put(&self->out, self->gpx_track_head, strlen(self->gpx_track_head));
 		self->gpx_in_track = TRUE;
 	} else if (sample->timestamp_ms - self->gpx_last_fix_ms > self->gpx_gap_ms) {
 		p = PUT_LITERAL(p, "  </trkseg>\n  <trkseg>\n");
@@ -1130,7 +951,7 @@ gpx_add(AmuExportWriter *self, const AmuSample *sample)
 	p = PUT_LITERAL(p, "</ele><time>");
 	p = put_time(&self->time_cache, sample->timestamp_ms, p);
 	p = PUT_LITERAL(p, "</time></trkpt>\n");
-	export_file_put(&self->out, record, p - record);
+	amu_export_stream_put(&self->out, record, p - record);
 }
 
 /* ---------------------------------------------------------------- public */
@@ -1343,7 +1164,6 @@ compare_names(gconstpointer a, gconstpointer b)
 gboolean
 amu_export_writer_finish(AmuExportWriter *self, GPtrArray **files, GError **error)
 {
-	int fd;
 
 	g_return_val_if_fail(self != NULL, FALSE);
 	g_return_val_if_fail(!self->finished, FALSE);
@@ -1353,35 +1173,24 @@ amu_export_writer_finish(AmuExportWriter *self, GPtrArray **files, GError **erro
 		return writer_fail(self, error);
 	switch (self->format) {
 	case AMU_EXPORT_FORMAT_JSON:
-		export_file_put(&self->out, "\n]}\n", 4);
+		amu_export_stream_put(&self->out, "\n]}\n", 4);
 		break;
 	case AMU_EXPORT_FORMAT_CSV:
 		break;
 	case AMU_EXPORT_FORMAT_FHIR:
 		if (self->n_records > 0)
-			export_file_put(&self->out, "\n]}\n", 4);
+			amu_export_stream_put(&self->out, "\n]}\n", 4);
 		else
-			export_file_put(&self->out, "}\n", 2);
+			amu_export_stream_put(&self->out, "}\n", 2);
 		break;
 	case AMU_EXPORT_FORMAT_GPX:
 		if (self->gpx_in_track)
-			export_file_put(&self->out, "  </trkseg>\n </trk>\n", 20);
-		export_file_put(&self->out, "</gpx>\n", 7);
+			amu_export_stream_put(&self->out, "  </trkseg>\n </trk>\n", 20);
+		amu_export_stream_put(&self->out, "</gpx>\n", 7);
 		break;
 	}
-	if (self->out.fd >= 0 && !export_file_close(&self->out, &self->error))
+	if (self->out.fd >= 0 && !amu_export_stream_close(&self->out, &self->error))
 		return writer_fail(self, error);
-
-	/* the names of the new files are durable only once the directory is;
-	 * EINVAL: a file system that cannot sync directories */
-	fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) {
-		set_errno_error(&self->error, errno, "sync", self->dir);
-		if (fd >= 0)
-			close(fd);
-		return writer_fail(self, error);
-	}
-	close(fd);
 
 	self->finished = TRUE;
 	g_ptr_array_sort(self->files, compare_names);
@@ -1396,7 +1205,7 @@ amu_export_writer_free(AmuExportWriter *self)
 	if (self == NULL)
 		return;
 	if (self->out.fd >= 0)
-		export_file_close(&self->out, NULL);
+		amu_export_stream_close(&self->out, NULL);
 	for (guint kind = 0; kind < FHIR_N_KINDS; kind++) {
 		if (self->fhir_head[kind] != NULL)
 			g_string_free(self->fhir_head[kind], TRUE);

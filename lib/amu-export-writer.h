@@ -59,7 +59,8 @@ AmuExportWriter *amu_export_writer_new(AmuExportFormat format,
 				       const AmuExportInfo *info,
 				       GError **error);
 gboolean amu_export_writer_add(AmuExportWriter *writer, const AmuSample *sample, GError **error);
-/* Ends, flushes, fsyncs and closes the files and fsyncs @dir. @files:
+/* Ends, flushes, fsyncs and closes the files; the caller syncs @dir once
+ * it has added what else goes there (amu_export_sync_dir()). @files:
  * (transfer full) (element-type AmuExportFile) (nullable) the files written,
  * sorted by name with strcmp(), each with its digest and size; the array
  * frees its elements. */
