@@ -14,10 +14,19 @@
 #define HEAD_FILE_AD "consent_ledger_head_file"
 #define HASH_CONTEXT "amulet-ledger-v1"
 
+/* what the cache of verified entries keeps per entry */
+#define VERIFIED_BYTES (AMU_LEDGER_HASHBYTES + crypto_sign_BYTES)
+
 struct AmuLedger {
 	AmuStore *store;
 	uint8_t public_key[crypto_sign_PUBLICKEYBYTES];
 	uint8_t *secret_key; /* sodium_malloc'd */
+	/* Hash and signature of entries 0..n-1 as last verified, so a walk
+	 * checks the signature only of entries it has not seen like this
+	 * before: a grant check and an append each walk the whole chain. Any
+	 * change to an entry's content, hash or signature misses the cache
+	 * and is verified in full. */
+	GByteArray *verified;
 };
 
 AmuLedger *
@@ -29,6 +38,7 @@ amu_ledger_new(AmuStore *store, const uint8_t public_key[32], const uint8_t secr
 	memcpy(ledger->public_key, public_key, sizeof(ledger->public_key));
 	ledger->secret_key = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	memcpy(ledger->secret_key, secret_key, crypto_sign_SECRETKEYBYTES);
+	ledger->verified = g_byte_array_new();
 	return ledger;
 }
 
@@ -38,6 +48,7 @@ amu_ledger_free(AmuLedger *ledger)
 	if (ledger == NULL)
 		return;
 	sodium_free(ledger->secret_key);
+	g_byte_array_unref(ledger->verified);
 	amu_store_unref(ledger->store);
 	g_free(ledger);
 }
@@ -152,6 +163,28 @@ ledger_write_head_file(AmuLedger *ledger, const uint8_t head[8 + AMU_LEDGER_HASH
 					G_FILE_SET_CONTENTS_DURABLE, 0600, error);
 }
 
+/* TRUE if entry @seq has this hash and signature, and both were verified */
+static gboolean
+ledger_was_verified(AmuLedger *ledger, uint64_t seq, const uint8_t *hash, const uint8_t *signature)
+{
+	const uint8_t *cached;
+
+	if (seq >= ledger->verified->len / VERIFIED_BYTES)
+		return FALSE;
+	cached = ledger->verified->data + seq * VERIFIED_BYTES;
+	return memcmp(cached, hash, AMU_LEDGER_HASHBYTES) == 0 &&
+	       memcmp(cached + AMU_LEDGER_HASHBYTES, signature, crypto_sign_BYTES) == 0;
+}
+
+/* entry @seq verified: the cache ends with it */
+static void
+ledger_set_verified(AmuLedger *ledger, uint64_t seq, const uint8_t *hash, const uint8_t *signature)
+{
+	g_byte_array_set_size(ledger->verified, (guint)(seq * VERIFIED_BYTES));
+	g_byte_array_append(ledger->verified, hash, AMU_LEDGER_HASHBYTES);
+	g_byte_array_append(ledger->verified, signature, crypto_sign_BYTES);
+}
+
 static gboolean
 tampered(GError **error, uint64_t seq, const char *what)
 {
@@ -204,10 +237,15 @@ ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last
 		entry_hash(hash, g_bytes_get_data(plain, NULL), g_bytes_get_size(plain));
 		if (sodium_memcmp(hash, stored_hash, AMU_LEDGER_HASHBYTES) != 0)
 			return tampered(error, seq, "its hash does not match its content");
-		if (crypto_sign_verify_detached(signature, hash, AMU_LEDGER_HASHBYTES, ledger->public_key) != 0) {
-			g_set_error(error, AMU_ERROR, AMU_ERROR_BAD_SIGNATURE,
-				    "consent ledger entry %" G_GUINT64_FORMAT " is not signed by this host's owner key", seq);
-			return FALSE;
+		if (!ledger_was_verified(ledger, seq, hash, signature)) {
+			if (crypto_sign_verify_detached(signature, hash, AMU_LEDGER_HASHBYTES, ledger->public_key) != 0) {
+				g_set_error(error, AMU_ERROR, AMU_ERROR_BAD_SIGNATURE,
+					    "consent ledger entry %" G_GUINT64_FORMAT
+					    " is not signed by this host's owner key",
+					    seq);
+				return FALSE;
+			}
+			ledger_set_verified(ledger, seq, hash, signature);
 		}
 		entry = amulet__v1__ledger_entry__unpack(NULL, g_bytes_get_size(plain), g_bytes_get_data(plain, NULL));
 		if (entry == NULL)

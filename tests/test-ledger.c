@@ -434,6 +434,39 @@ test_flip_signature_byte(void)
 	assert_broken(fixture, AMU_ERROR_BAD_SIGNATURE, 1, "not signed by");
 }
 
+/* A walk remembers the entries it verified; an entry changed after that
+ * is verified again, not taken from memory. */
+static void
+test_tamper_after_verified_walk(void)
+{
+	g_autoptr(Fixture) fixture = fixture_new();
+	g_autoptr(GError) error = NULL;
+	guint64 n = 0;
+
+	CU_ASSERT_TRUE(amu_ledger_foreach(fixture->ledger, NULL, NULL, &n, &error));
+	CU_ASSERT_PTR_NULL(error);
+	CU_ASSERT_EQUAL(n, N_ENTRIES);
+	CU_ASSERT_TRUE(amu_ledger_foreach(fixture->ledger, NULL, NULL, &n, &error));
+	CU_ASSERT_EQUAL(n, N_ENTRIES);
+	flip_byte(fixture->store, "signature", N_ENTRIES - 1, -1);
+	assert_broken(fixture, AMU_ERROR_BAD_SIGNATURE, N_ENTRIES - 1, "not signed by");
+}
+
+/* Entry 1's valid hash and signature copied onto entry 2, both verified
+ * before: the pair is known, but not for that content. */
+static void
+test_verified_pair_moved(void)
+{
+	g_autoptr(Fixture) fixture = fixture_new();
+	g_autoptr(GError) error = NULL;
+
+	CU_ASSERT_TRUE(amu_ledger_foreach(fixture->ledger, NULL, NULL, NULL, &error));
+	CU_ASSERT_PTR_NULL(error);
+	exec_ok(fixture->store, "UPDATE consent_ledger SET hash = (SELECT hash FROM consent_ledger WHERE seq = 1), "
+				"signature = (SELECT signature FROM consent_ledger WHERE seq = 1) WHERE seq = 2");
+	assert_broken(fixture, AMU_ERROR_TAMPERED, 2, "hash does not match");
+}
+
 static void
 test_delete_last(void)
 {
@@ -565,6 +598,8 @@ test_callback_stops_at_tampering(void)
 AMU_TEST_MAIN("ledger", { "append and foreach", test_append_and_foreach }, { "empty ledger", test_empty_ledger },
 	      { "sealed at rest", test_sealed_at_rest }, { "flip sealed byte", test_flip_sealed_byte },
 	      { "flip hash byte", test_flip_hash_byte }, { "flip signature byte", test_flip_signature_byte },
+	      { "tamper after a verified walk", test_tamper_after_verified_walk },
+	      { "verified hash and signature moved", test_verified_pair_moved },
 	      { "delete last", test_delete_last }, { "delete middle", test_delete_middle },
 	      { "swap seq", test_swap_seq }, { "delete all rows, keep the head", test_delete_all_keep_head },
 	      { "delete the head", test_delete_head },
