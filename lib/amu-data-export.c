@@ -783,6 +783,11 @@ amu_data_export_run(AmuDataExport *self, AmuExportProgressFunc progress_func, gp
 	}
 	if (!ok || self->seal_to != NULL)
 		remove_tree(work_dir);
+	if (ok) {
+		/* the new directory's or sealed file's own name */
+		g_autofree char *parent = g_path_get_dirname(self->path);
+		ok = amu_export_sync_dir(parent, error);
+	}
 	if (!ok)
 		return FALSE;
 	if (!amu_context_record_access(self->context, self->grant_id, amu_export_format_to_string(self->format),
