@@ -10,7 +10,8 @@ struct AmuConnection {
 	AmuFramer *framer;
 	AmuChannel *channel;
 	AmuFramerRole role;
-	GSource *timer;
+	GSource *timer;    /* the framer's deadline; NULL until first armed */
+	gint64 timer_ready; /* its ready time, -1 while none */
 	AmuConnectionFilterFunc filter_func;
 	void *filter_data;
 	GByteArray *filter_buf;
@@ -30,20 +31,34 @@ timer_cb(gpointer user_data)
 {
 	AmuConnection *connection = user_data;
 
-	g_source_unref(connection->timer);
-	connection->timer = NULL;
+	connection->timer_ready = -1; /* timer_dispatch() disarmed it */
 	amu_connection_ref(connection);
 	amu_framer_tick(connection->framer, now_ms());
 	connection_check_framer(connection);
 	amu_connection_unref(connection);
-	return G_SOURCE_REMOVE;
+	return G_SOURCE_CONTINUE;
 }
+
+/* One source for the connection's life, moved with g_source_set_ready_time():
+ * the deadline changes with nearly every datagram, and a new timeout source
+ * each time (allocated, attached, destroyed) cost more than the datagram. */
+static gboolean
+timer_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	g_source_set_ready_time(source, -1);
+	return callback(user_data);
+}
+
+static GSourceFuncs timer_funcs = {
+	.dispatch = timer_dispatch,
+};
 
 /* After any framer call: surface a framing failure, re-arm its timer. */
 static void
 connection_check_framer(AmuConnection *connection)
 {
 	uint64_t next;
+	gint64 ready;
 
 	if (connection->closed)
 		return;
@@ -57,17 +72,20 @@ connection_check_framer(AmuConnection *connection)
 		amu_connection_close(connection);
 		return;
 	}
-	if (connection->timer != NULL) {
-		g_source_destroy(connection->timer);
-		g_clear_pointer(&connection->timer, g_source_unref);
-	}
 	next = amu_framer_next_timeout(connection->framer);
-	if (next != UINT64_MAX) {
-		uint64_t now = now_ms();
-		connection->timer = g_timeout_source_new(next > now ? (guint)(next - now) : 0);
+	/* framer time is g_get_monotonic_time() in ms, as is the ready time in us */
+	ready = next == UINT64_MAX ? -1 : (gint64)MIN(next, (uint64_t)(G_MAXINT64 / 1000)) * 1000;
+	if (connection->timer == NULL) {
+		if (ready < 0)
+			return;
+		connection->timer = g_source_new(&timer_funcs, sizeof(GSource));
 		g_source_set_callback(connection->timer, timer_cb, connection, NULL);
+		g_source_set_ready_time(connection->timer, ready);
 		g_source_attach(connection->timer, g_main_context_get_thread_default());
+	} else if (ready != connection->timer_ready) {
+		g_source_set_ready_time(connection->timer, ready);
 	}
+	connection->timer_ready = ready;
 }
 
 static void
