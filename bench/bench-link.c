@@ -31,63 +31,32 @@
  *   (window 8, acks due at 4 and at each end). With a thread per peer,
  *   each round also wakes the other thread from poll(), and on a VM that
  *   handoff can cost more than the round's own work.
- * - The link's line rate, the baseline of the socket figures: what the
- *   stack's socket run just before put on the wire, as its host's link
- *   counted it (data datagrams and their bytes out, acks and theirs back),
- *   moved over a fresh socketpair with bare sendmmsg/recvmmsg: no crypto, no
- *   framing, no GLib. Flow control is the framer's: at most a window (8) of
- *   data datagrams unacked; the receiver acks at half the window and at each
- *   message end, and sends the acks one read produced in one sendmmsg, as
- *   the corked link does. As the stack, in one thread (one poll() over both
- *   ends before each round of reads, as one GMainLoop; per CPU second of
- *   the process) and with a thread per end blocking in poll() (wall clock).
- *   It differs from the stack's wire only in that the data bytes are spread
- *   evenly over the datagrams (the same count and total, not full fragments
- *   and a short last one), and its acks are made by the rule, not copied;
- *   both ack counts are printed. The socket figures are also given as
- *   ratios to it, and 1 / (1/line rate + 1/raw ChaChaPoly) is what one core
- *   could do if moving the datagrams and sealing the bytes were all it did:
- *   a target above that bound, or above the line rate, is out of reach.
+ * - The link's line rate, the baseline of the socket figures
+ *   (bench-linerate.c): the datagrams the stack's socket run just before put
+ *   on the wire, moved again over a fresh socketpair with bare
+ *   sendmmsg/recvmmsg and the framer's flow control, but no crypto, no
+ *   framing and no GLib; in one thread and with a thread per end, as the
+ *   stack. The socket figures are also given as ratios to it, and
+ *   1 / (1/line rate + 1/raw ChaChaPoly) is what one core could do if moving
+ *   the datagrams and sealing the bytes were all it did: a target above that
+ *   bound, or above the line rate, is out of reach.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <glib-unix.h>
-#include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "amu-channel.h"
 #include "amu-connection.h"
 #include "amu-framer.h"
 #include "amu-link.h"
+#include "bench-linerate.h"
 
-#define PAYLOAD_BYTES 4096
 #define BENCH_MTU 517
-
-static double
-clock_seconds(clockid_t clock)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-cpu_seconds(void)
-{
-	return clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
-}
-
-static double
-thread_seconds(void)
-{
-	return clock_seconds(CLOCK_THREAD_CPUTIME_ID);
-}
 
 /* ---------------------------------------------------------------- handshakes */
 
@@ -100,11 +69,11 @@ typedef enum {
 static double side_seconds[2];
 static double timer_overhead;
 
-#define CHARGE(side, call)                                                            \
-	do {                                                                          \
-		double charge_t0_ = thread_seconds();                                 \
-		call;                                                                 \
-		side_seconds[side] += thread_seconds() - charge_t0_ - timer_overhead; \
+#define CHARGE(side, call)                                                                         \
+	do {                                                                                       \
+		double charge_t0_ = bench_thread_cpu_seconds();                                    \
+		call;                                                                              \
+		side_seconds[side] += bench_thread_cpu_seconds() - charge_t0_ - timer_overhead;    \
 	} while (0)
 
 static void
@@ -114,8 +83,8 @@ calibrate_timer(void)
 	double sum = 0;
 
 	for (int i = 0; i < n; i++) {
-		double t = thread_seconds();
-		sum += thread_seconds() - t;
+		double t = bench_thread_cpu_seconds();
+		sum += bench_thread_cpu_seconds() - t;
 	}
 	timer_overhead = sum / n;
 }
@@ -246,11 +215,11 @@ measure_handshakes(AmuChannelMode mode, int n, const uint8_t host_secret[32], co
 		if (!run_handshake(mode, host_secret, device_secret, host_public, device_public))
 			return FALSE;
 	side_seconds[SIDE_HOST] = side_seconds[SIDE_DEVICE] = 0;
-	t0 = cpu_seconds();
+	t0 = bench_process_cpu_seconds();
 	for (int i = 0; i < n; i++)
 		if (!run_handshake(mode, host_secret, device_secret, host_public, device_public))
 			return FALSE;
-	cost->total_us = (cpu_seconds() - t0) * 1e6 / n;
+	cost->total_us = (bench_process_cpu_seconds() - t0) * 1e6 / n;
 	cost->host_us = side_seconds[SIDE_HOST] * 1e6 / n;
 	cost->device_us = side_seconds[SIDE_DEVICE] * 1e6 / n;
 	return TRUE;
@@ -283,7 +252,7 @@ ping_message(Amulet__V1__Message *message, Amulet__V1__Ping *ping, uint8_t *payl
 	amulet__v1__message__init(message);
 	amulet__v1__ping__init(ping);
 	ping->padding.data = payload;
-	ping->padding.len = PAYLOAD_BYTES;
+	ping->padding.len = BENCH_PAYLOAD_BYTES;
 	message->body_case = AMULET__V1__MESSAGE__BODY_PING;
 	message->ping = ping;
 }
@@ -314,10 +283,10 @@ measure_in_memory(int n_messages, uint8_t *payload, const uint8_t host_secret[32
 	if (amu_channel_get_state(host.channel) != AMU_CHANNEL_STATE_OPEN)
 		return -1;
 	ping_message(&message, &ping, payload);
-	t0 = cpu_seconds();
+	t0 = bench_process_cpu_seconds();
 	for (int i = 0; i < n_messages; i++)
 		amu_channel_send(host.channel, &message, NULL);
-	mbs = (double)device.received * PAYLOAD_BYTES / (cpu_seconds() - t0) / 1e6;
+	mbs = (double)device.received * BENCH_PAYLOAD_BYTES / (bench_process_cpu_seconds() - t0) / 1e6;
 	if (device.received != (guint64)n_messages) {
 		fprintf(stderr, "bench: only %" G_GUINT64_FORMAT " of %d messages arrived in memory\n",
 			device.received, n_messages);
@@ -344,19 +313,8 @@ socket_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_da
  * waits for the sender, bounded so memory stays flat */
 #define SOCKET_QUEUE_BYTES (64 * 1024)
 
-/* What the stack put on the socket while messages flowed, as the host's link
- * counted it: the line-rate baseline moves the same. */
-typedef struct {
-	int n_messages;
-	unsigned int window;     /* negotiated: data datagrams unacked at most */
-	guint64 data_datagrams;  /* host -> device */
-	guint64 data_bytes;
-	guint64 ack_datagrams;   /* device -> host, read by the host before the end */
-	guint64 ack_bytes;
-} WireCounts;
-
 static void
-wire_counts_begin(WireCounts *wire, const AmuLink *host_link)
+wire_counts_begin(BenchWireCounts *wire, const AmuLink *host_link)
 {
 	wire->data_datagrams = host_link->n_sent;
 	wire->data_bytes = host_link->n_bytes_sent;
@@ -365,7 +323,7 @@ wire_counts_begin(WireCounts *wire, const AmuLink *host_link)
 }
 
 static void
-wire_counts_end(WireCounts *wire, const AmuLink *host_link, AmuConnection *host_conn, int n_messages)
+wire_counts_end(BenchWireCounts *wire, const AmuLink *host_link, AmuConnection *host_conn, int n_messages)
 {
 	wire->n_messages = n_messages;
 	wire->window = amu_framer_get_window(amu_connection_get_framer(host_conn));
@@ -379,7 +337,7 @@ wire_counts_end(WireCounts *wire, const AmuLink *host_link, AmuConnection *host_
  * this thread: MB per CPU second of the process, and wall clock */
 static double
 measure_socket(int n_messages, uint8_t *payload, const uint8_t host_secret[32], const uint8_t device_secret[32],
-	       const uint8_t host_public[32], const uint8_t device_public[32], double *wall_mbs, WireCounts *wire)
+	       const uint8_t host_public[32], const uint8_t device_public[32], double *wall_mbs, BenchWireCounts *wire)
 {
 	Peer host, device;
 	Amulet__V1__Message message;
@@ -411,8 +369,8 @@ measure_socket(int n_messages, uint8_t *payload, const uint8_t host_secret[32], 
 	if (amu_channel_get_state(host.channel) == AMU_CHANNEL_STATE_OPEN) {
 		ping_message(&message, &ping, payload);
 		wire_counts_begin(wire, host_link);
-		t0 = cpu_seconds();
-		w0 = clock_seconds(CLOCK_MONOTONIC);
+		t0 = bench_process_cpu_seconds();
+		w0 = bench_clock_seconds(CLOCK_MONOTONIC);
 		while (device.received < (guint64)n_messages &&
 		       amu_channel_get_state(host.channel) == AMU_CHANNEL_STATE_OPEN &&
 		       amu_channel_get_state(device.channel) == AMU_CHANNEL_STATE_OPEN) {
@@ -422,8 +380,8 @@ measure_socket(int n_messages, uint8_t *payload, const uint8_t host_secret[32], 
 			}
 			g_main_context_iteration(NULL, TRUE);
 		}
-		mbs = (double)device.received * PAYLOAD_BYTES / (cpu_seconds() - t0) / 1e6;
-		*wall_mbs = (double)device.received * PAYLOAD_BYTES / (clock_seconds(CLOCK_MONOTONIC) - w0) / 1e6;
+		mbs = (double)device.received * BENCH_PAYLOAD_BYTES / (bench_process_cpu_seconds() - t0) / 1e6;
+		*wall_mbs = (double)device.received * BENCH_PAYLOAD_BYTES / (bench_clock_seconds(CLOCK_MONOTONIC) - w0) / 1e6;
 		wire_counts_end(wire, host_link, host_conn, n_messages);
 	}
 	if (device.received != (guint64)n_messages) {
@@ -473,7 +431,7 @@ typedef struct {
 	double end_wall;
 	double cpu[2];
 	guint64 received;
-	WireCounts wire; /* by the host thread */
+	BenchWireCounts wire; /* by the host thread */
 } ThreadedRun;
 
 typedef struct {
@@ -513,11 +471,11 @@ threaded_event_cb(AmuChannel *channel, const AmuChannelEvent *event, void *user_
 
 	if (event->type == AMU_CHANNEL_EVENT_OPEN && threaded->peer.side == SIDE_DEVICE) {
 		/* the device idles in poll() from here to the first fragment */
-		threaded->cpu_start = thread_seconds();
+		threaded->cpu_start = bench_thread_cpu_seconds();
 	} else if (event->type == AMU_CHANNEL_EVENT_MESSAGE) {
 		if (++threaded->peer.received == (guint64)run->n_messages && threaded->peer.side == SIDE_DEVICE) {
-			run->end_wall = clock_seconds(CLOCK_MONOTONIC);
-			run->cpu[SIDE_DEVICE] = thread_seconds() - threaded->cpu_start;
+			run->end_wall = bench_clock_seconds(CLOCK_MONOTONIC);
+			run->cpu[SIDE_DEVICE] = bench_thread_cpu_seconds() - threaded->cpu_start;
 			threaded_finish(run, FALSE);
 		}
 	} else if (event->type == AMU_CHANNEL_EVENT_FAILED && !g_atomic_int_get(&run->done)) {
@@ -585,8 +543,8 @@ host_thread(gpointer user_data)
 
 		ping_message(&message, &ping, run->payload);
 		wire_counts_begin(&run->wire, end.link);
-		cpu_start = thread_seconds();
-		run->start_wall = clock_seconds(CLOCK_MONOTONIC);
+		cpu_start = bench_thread_cpu_seconds();
+		run->start_wall = bench_clock_seconds(CLOCK_MONOTONIC);
 		/* top the framer's queue up after every wakeup: acks coming back
 		 * release the window, and the queue never runs dry in between */
 		while (!g_atomic_int_get(&run->done)) {
@@ -597,7 +555,7 @@ host_thread(gpointer user_data)
 			}
 			g_main_context_iteration(context, TRUE);
 		}
-		run->cpu[SIDE_HOST] = thread_seconds() - cpu_start;
+		run->cpu[SIDE_HOST] = bench_thread_cpu_seconds() - cpu_start;
 		wire_counts_end(&run->wire, end.link, end.connection, run->n_messages);
 	} else if (!g_atomic_int_get(&run->done)) {
 		fprintf(stderr, "bench: the host's channel did not open (%s)\n",
@@ -634,7 +592,7 @@ typedef struct {
 	double wall_mbs;
 	double host_cpu_us;   /* per message */
 	double device_cpu_us; /* per message */
-	WireCounts wire;
+	BenchWireCounts wire;
 } ThreadedCost;
 
 /* the same path, one thread per peer: wall clock MB/s and each side's CPU */
@@ -677,362 +635,10 @@ measure_socket_threads(int n_messages, uint8_t *payload, const uint8_t host_secr
 			run.received, n_messages);
 		return FALSE;
 	}
-	cost->wall_mbs = (double)n_messages * PAYLOAD_BYTES / (run.end_wall - run.start_wall) / 1e6;
+	cost->wall_mbs = (double)n_messages * BENCH_PAYLOAD_BYTES / (run.end_wall - run.start_wall) / 1e6;
 	cost->host_cpu_us = run.cpu[SIDE_HOST] * 1e6 / n_messages;
 	cost->device_cpu_us = run.cpu[SIDE_DEVICE] * 1e6 / n_messages;
 	cost->wire = run.wire;
-	return TRUE;
-}
-
-/* ---------------------------------------------------------------- the link's line rate */
-
-/* The datagrams the stack sent, moved over a fresh socketpair with bare
- * sendmmsg/recvmmsg: no crypto, no framing, no GLib. The data datagrams are
- * as many and as long in all as the stack's (their lengths spread evenly),
- * the acks as long as its acks and sent by its rule: one when half the window
- * is unacked and one at each message end, all the acks one read produced in
- * one sendmmsg, as the corked link does; at most a window of data unacked. */
-
-/* as the socket link: datagrams per recvmmsg, one byte over the largest */
-#define LINE_BATCH 64
-#define LINE_SLOT (AMU_LINK_MTU_DEFAULT + 1)
-/* a lost datagram would stall a run: give up after this long with nothing */
-#define LINE_POLL_TIMEOUT_MS 10000
-
-typedef enum {
-	LINE_SENDER,
-	LINE_RECEIVER,
-} LineSide;
-
-typedef struct {
-	int fd;
-	gboolean failed;
-	struct mmsghdr rx_msgs[LINE_BATCH];
-	struct iovec rx_iov[LINE_BATCH];
-	uint8_t rx_slots[LINE_BATCH][LINE_SLOT];
-	struct mmsghdr tx_msgs[LINE_BATCH];
-	struct iovec tx_iov[LINE_BATCH];
-	uint8_t tx_acks[LINE_BATCH][LINE_SLOT]; /* the receiver's acks */
-	double cpu;
-} LineEnd;
-
-typedef struct {
-	/* the plan, read-only once a run starts */
-	guint64 n_messages;
-	guint64 n_data;	    /* data datagrams in all */
-	guint64 data_bytes; /* their bytes in all */
-	size_t ack_len;
-	unsigned int window;
-	uint8_t data[LINE_SLOT]; /* what every data datagram carries */
-	LineEnd ends[2];	 /* by LineSide */
-	/* sender */
-	guint64 sent;
-	unsigned int inflight;
-	double start_wall;
-	/* receiver */
-	guint64 received;
-	guint64 messages;
-	unsigned int unacked;
-	guint64 acks;
-	double end_wall;
-	double process_cpu; /* one thread */
-} LineRun;
-
-/* where part @i starts when @total is split into @parts nearly equal parts:
- * the data bytes over the datagrams, the datagrams over the messages */
-static guint64
-line_share(guint64 i, guint64 total, guint64 parts)
-{
-	return i * total / parts;
-}
-
-static size_t
-line_data_len(const LineRun *run, guint64 index)
-{
-	return (size_t)(line_share(index + 1, run->data_bytes, run->n_data) -
-			line_share(index, run->data_bytes, run->n_data));
-}
-
-static gboolean
-line_fail(LineRun *run, LineSide side, const char *what, int errsv)
-{
-	fprintf(stderr, "bench: line rate, %s: %s%s%s\n", side == LINE_SENDER ? "sender" : "receiver", what,
-		errsv != 0 ? ": " : "", errsv != 0 ? g_strerror(errsv) : "");
-	run->ends[side].failed = TRUE;
-	/* the other end, blocked in poll(), sees the hangup and stops too */
-	shutdown(run->ends[side].fd, SHUT_RDWR);
-	return FALSE;
-}
-
-static gboolean
-line_send_all(LineRun *run, LineSide side, unsigned int n)
-{
-	LineEnd *end = &run->ends[side];
-	unsigned int done = 0;
-
-	while (done < n) {
-		int sent = sendmmsg(end->fd, end->tx_msgs + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (sent < 0 && errno == EINTR)
-			continue;
-		if (sent < 0)
-			return line_fail(run, side, "sendmmsg", errno);
-		done += (unsigned int)sent;
-	}
-	return TRUE;
-}
-
-/* every data datagram the window allows, in one sendmmsg */
-static gboolean
-line_send_window(LineRun *run)
-{
-	LineEnd *end = &run->ends[LINE_SENDER];
-	unsigned int n = 0;
-
-	while (run->inflight + n < run->window && run->sent + n < run->n_data && n < LINE_BATCH) {
-		end->tx_iov[n].iov_base = run->data;
-		end->tx_iov[n].iov_len = line_data_len(run, run->sent + n);
-		n++;
-	}
-	if (n == 0)
-		return TRUE;
-	if (!line_send_all(run, LINE_SENDER, n))
-		return FALSE;
-	run->sent += n;
-	run->inflight += n;
-	return TRUE;
-}
-
-/* reads what is waiting: how many datagrams, or -1 with the reason printed
- * on a close or an error */
-static int
-line_read(LineRun *run, LineSide side)
-{
-	LineEnd *end = &run->ends[side];
-	int n = recvmmsg(end->fd, end->rx_msgs, LINE_BATCH, MSG_DONTWAIT, NULL);
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (n < 0) {
-		line_fail(run, side, "recvmmsg", errno);
-		return -1;
-	}
-	/* SOCK_SEQPACKET: a zero-length read is the other end's close */
-	for (int i = 0; i < n; i++) {
-		if (end->rx_msgs[i].msg_len == 0)
-			n = 0;
-	}
-	if (n == 0) {
-		line_fail(run, side, "the other end closed", 0);
-		return -1;
-	}
-	return n;
-}
-
-/* the acks that came back release the window; then the window goes out again */
-static gboolean
-line_sender_step(LineRun *run)
-{
-	LineEnd *end = &run->ends[LINE_SENDER];
-	int n = line_read(run, LINE_SENDER);
-
-	if (n < 0)
-		return FALSE;
-	for (int i = 0; i < n; i++) {
-		if (end->rx_msgs[i].msg_len != run->ack_len || end->rx_slots[i][0] > run->inflight)
-			return line_fail(run, LINE_SENDER, "an ack of the wrong length or count", 0);
-		run->inflight -= end->rx_slots[i][0];
-	}
-	return line_send_window(run);
-}
-
-/* data in, checked for length; acks by the framer's rule, out in one sendmmsg */
-static gboolean
-line_receiver_step(LineRun *run)
-{
-	LineEnd *end = &run->ends[LINE_RECEIVER];
-	unsigned int half = MAX(1u, run->window / 2u), n_acks = 0;
-	int n = line_read(run, LINE_RECEIVER);
-
-	if (n < 0)
-		return FALSE;
-	for (int i = 0; i < n; i++) {
-		gboolean message_end;
-
-		if (run->received >= run->n_data || end->rx_msgs[i].msg_len != line_data_len(run, run->received))
-			return line_fail(run, LINE_RECEIVER, "a data datagram of the wrong length", 0);
-		run->received++;
-		run->unacked++;
-		message_end = run->received == line_share(run->messages + 1, run->n_data, run->n_messages);
-		if (message_end)
-			run->messages++;
-		if (run->unacked >= half || message_end) {
-			end->tx_acks[n_acks][0] = (uint8_t)run->unacked;
-			end->tx_iov[n_acks].iov_base = end->tx_acks[n_acks];
-			end->tx_iov[n_acks].iov_len = run->ack_len;
-			n_acks++;
-			run->unacked = 0;
-		}
-	}
-	if (n_acks == 0)
-		return TRUE;
-	run->acks += n_acks;
-	return line_send_all(run, LINE_RECEIVER, n_acks);
-}
-
-/* one end blocks until it has something to read */
-static gboolean
-line_wait(LineRun *run, LineSide side)
-{
-	struct pollfd pfd = {.fd = run->ends[side].fd, .events = POLLIN};
-	int n;
-
-	do
-		n = poll(&pfd, 1, LINE_POLL_TIMEOUT_MS);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return line_fail(run, side, "poll", errno);
-	if (n == 0)
-		return line_fail(run, side, "nothing arrived for 10 s", 0);
-	return TRUE;
-}
-
-/* both ends in this thread, one poll() over both before each round of reads,
- * as one GMainLoop drives both links */
-static gboolean
-line_run_one_thread(LineRun *run)
-{
-	double cpu_start = cpu_seconds();
-
-	run->start_wall = clock_seconds(CLOCK_MONOTONIC);
-	if (!line_send_window(run))
-		return FALSE;
-	while (run->received < run->n_data) {
-		struct pollfd pfd[2] = {
-			{.fd = run->ends[LINE_SENDER].fd, .events = POLLIN},
-			{.fd = run->ends[LINE_RECEIVER].fd, .events = POLLIN},
-		};
-		int n = poll(pfd, 2, LINE_POLL_TIMEOUT_MS);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return line_fail(run, LINE_SENDER, n < 0 ? "poll" : "nothing arrived for 10 s",
-					 n < 0 ? errno : 0);
-		if (pfd[0].revents != 0 && !line_sender_step(run))
-			return FALSE;
-		if (pfd[1].revents != 0 && !line_receiver_step(run))
-			return FALSE;
-	}
-	run->end_wall = clock_seconds(CLOCK_MONOTONIC);
-	run->process_cpu = cpu_seconds() - cpu_start;
-	return TRUE;
-}
-
-static gpointer
-line_sender_thread(gpointer user_data)
-{
-	LineRun *run = user_data;
-	double cpu_start = thread_seconds();
-
-	run->start_wall = clock_seconds(CLOCK_MONOTONIC);
-	if (!line_send_window(run))
-		return NULL;
-	/* to the last ack, so the receiver never writes to a closed socket */
-	while (run->sent < run->n_data || run->inflight > 0)
-		if (!line_wait(run, LINE_SENDER) || !line_sender_step(run))
-			return NULL;
-	run->ends[LINE_SENDER].cpu = thread_seconds() - cpu_start;
-	return NULL;
-}
-
-static gpointer
-line_receiver_thread(gpointer user_data)
-{
-	LineRun *run = user_data;
-	double cpu_start = thread_seconds();
-
-	while (run->received < run->n_data)
-		if (!line_wait(run, LINE_RECEIVER) || !line_receiver_step(run))
-			return NULL;
-	run->end_wall = clock_seconds(CLOCK_MONOTONIC);
-	run->ends[LINE_RECEIVER].cpu = thread_seconds() - cpu_start;
-	return NULL;
-}
-
-typedef struct {
-	double mbs;	     /* one thread: per CPU second of the process; two: wall clock */
-	double wall_mbs;
-	double sender_us;    /* two threads: CPU per message */
-	double receiver_us;
-	double acks_per_message;
-	WireCounts wire; /* the stack's run it copied */
-} LineCost;
-
-/* the stack's datagrams of @wire over a bare socketpair, in one thread or a thread per end */
-static gboolean
-measure_line_rate(const WireCounts *wire, gboolean threads, LineCost *cost)
-{
-	g_autofree LineRun *run = g_new0(LineRun, 1);
-	int fds[2];
-	gboolean ok;
-
-	if (wire->n_messages <= 0 || wire->data_datagrams < (guint64)wire->n_messages || wire->window == 0) {
-		fprintf(stderr, "bench: line rate: the stack's run sent fewer datagrams than messages\n");
-		return FALSE;
-	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) {
-		perror("bench: socketpair");
-		return FALSE;
-	}
-	run->n_messages = (guint64)wire->n_messages;
-	run->n_data = wire->data_datagrams;
-	run->data_bytes = wire->data_bytes;
-	/* the framer's standalone ack is 3 bytes; its length as the host read it */
-	run->ack_len = wire->ack_datagrams > 0 ? (size_t)((wire->ack_bytes + wire->ack_datagrams / 2) /
-							    wire->ack_datagrams)
-					       : 3;
-	run->ack_len = CLAMP(run->ack_len, 1, LINE_SLOT - 1);
-	run->window = MIN(wire->window, LINE_BATCH);
-	memset(run->data, 0xa5, sizeof(run->data));
-	for (int side = 0; side < 2; side++) {
-		LineEnd *end = &run->ends[side];
-
-		end->fd = fds[side];
-		for (unsigned int i = 0; i < LINE_BATCH; i++) {
-			end->rx_iov[i].iov_base = end->rx_slots[i];
-			end->rx_iov[i].iov_len = LINE_SLOT;
-			end->rx_msgs[i].msg_hdr.msg_iov = &end->rx_iov[i];
-			end->rx_msgs[i].msg_hdr.msg_iovlen = 1;
-			end->tx_msgs[i].msg_hdr.msg_iov = &end->tx_iov[i];
-			end->tx_msgs[i].msg_hdr.msg_iovlen = 1;
-		}
-	}
-	if (threads) {
-		GThread *receiver = g_thread_new("bench-line-rx", line_receiver_thread, run);
-		GThread *sender = g_thread_new("bench-line-tx", line_sender_thread, run);
-
-		g_thread_join(sender);
-		g_thread_join(receiver);
-		ok = !run->ends[LINE_SENDER].failed && !run->ends[LINE_RECEIVER].failed;
-	} else {
-		ok = line_run_one_thread(run);
-	}
-	close(fds[0]);
-	close(fds[1]);
-	if (!ok)
-		return FALSE;
-	cost->wall_mbs = (double)run->n_messages * PAYLOAD_BYTES / (run->end_wall - run->start_wall) / 1e6;
-	if (threads) {
-		cost->mbs = cost->wall_mbs;
-		cost->sender_us = run->ends[LINE_SENDER].cpu * 1e6 / (double)run->n_messages;
-		cost->receiver_us = run->ends[LINE_RECEIVER].cpu * 1e6 / (double)run->n_messages;
-	} else {
-		cost->mbs = (double)run->n_messages * PAYLOAD_BYTES / run->process_cpu / 1e6;
-		cost->sender_us = cost->receiver_us = 0;
-	}
-	cost->acks_per_message = (double)run->acks / (double)run->n_messages;
-	cost->wire = *wire;
 	return TRUE;
 }
 
@@ -1040,34 +646,34 @@ static double
 measure_x25519(int n, const uint8_t secret[32], const uint8_t peer_public[32])
 {
 	uint8_t shared[32];
-	double t0 = cpu_seconds();
+	double t0 = bench_process_cpu_seconds();
 
 	for (int i = 0; i < n; i++)
 		if (crypto_scalarmult(shared, secret, peer_public) != 0)
 			return -1;
-	return (cpu_seconds() - t0) * 1e6 / n;
+	return (bench_process_cpu_seconds() - t0) * 1e6 / n;
 }
 
 /* raw libsodium: encrypt + decrypt 4 KiB, MB/s */
 static double
 measure_raw(int n_messages, uint8_t *payload)
 {
-	static uint8_t sealed[PAYLOAD_BYTES + 16];
+	static uint8_t sealed[BENCH_PAYLOAD_BYTES + 16];
 	uint8_t key[32], nonce[12] = {0};
 	unsigned long long sealed_len;
 	double t0;
 
 	randombytes_buf(key, sizeof(key));
-	t0 = cpu_seconds();
+	t0 = bench_process_cpu_seconds();
 	for (int i = 0; i < n_messages; i++) {
 		nonce[0] = (uint8_t)i;
-		crypto_aead_chacha20poly1305_ietf_encrypt(sealed, &sealed_len, payload, PAYLOAD_BYTES, NULL, 0, NULL,
+		crypto_aead_chacha20poly1305_ietf_encrypt(sealed, &sealed_len, payload, BENCH_PAYLOAD_BYTES, NULL, 0, NULL,
 							  nonce, key);
 		if (crypto_aead_chacha20poly1305_ietf_decrypt(payload, NULL, NULL, sealed, sealed_len, NULL, 0, nonce,
 							      key) != 0)
 			return -1;
 	}
-	return (double)n_messages * PAYLOAD_BYTES / (cpu_seconds() - t0) / 1e6;
+	return (double)n_messages * BENCH_PAYLOAD_BYTES / (bench_process_cpu_seconds() - t0) / 1e6;
 }
 
 /* Every figure is the best of this many runs: another process on the machine
@@ -1093,9 +699,9 @@ target_verdict(double mbs, double raw_mbs)
 
 /* what the stack sent per message, and the acks the line rate sent by the same rule */
 static void
-print_wire(const char *name, const LineCost *line)
+print_wire(const char *name, const BenchLineCost *line)
 {
-	const WireCounts *wire = &line->wire;
+	const BenchWireCounts *wire = &line->wire;
 	double n = wire->n_messages;
 
 	printf("   %s %.2f data datagrams of %.1f bytes out, %.2f acks of %.1f bytes back"
@@ -1117,9 +723,9 @@ main(int argc, char **argv)
 	double x25519_us = G_MAXDOUBLE, raw_mbs = 0, memory_mbs = 0, socket_mbs = 0, socket_wall_mbs = 0;
 	HandshakeCost pair = {.total_us = G_MAXDOUBLE}, reconnect = {.total_us = G_MAXDOUBLE};
 	ThreadedCost threads = {0};
-	LineCost line_one = {0}, line_two = {0};
+	BenchLineCost line_one = {0}, line_two = {0};
 	double threads_cpu_mbs, bound_mbs;
-	static uint8_t payload[PAYLOAD_BYTES];
+	static uint8_t payload[BENCH_PAYLOAD_BYTES];
 
 	if (argc > 1 && !quick) {
 		fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
@@ -1137,8 +743,8 @@ main(int argc, char **argv)
 	for (int run = 0; run < RUNS; run++) {
 		HandshakeCost cost;
 		ThreadedCost threaded;
-		WireCounts wire = {0};
-		LineCost line;
+		BenchWireCounts wire = {0};
+		BenchLineCost line;
 		double us = measure_x25519(n_dh, host_secret, device_public), mbs, wall_mbs = 0;
 
 		if (us < 0)
@@ -1175,7 +781,7 @@ main(int argc, char **argv)
 			socket_wall_mbs = wall_mbs;
 		}
 		/* each line rate moves what the stack's run just before it sent */
-		if (!measure_line_rate(&wire, FALSE, &line))
+		if (!bench_line_rate_measure(&wire, FALSE, &line))
 			return 1;
 		if (line.mbs > line_one.mbs)
 			line_one = line;
@@ -1184,12 +790,12 @@ main(int argc, char **argv)
 			return 1;
 		if (threaded.wall_mbs > threads.wall_mbs)
 			threads = threaded;
-		if (!measure_line_rate(&threaded.wire, TRUE, &line))
+		if (!bench_line_rate_measure(&threaded.wire, TRUE, &line))
 			return 1;
 		if (line.mbs > line_two.mbs)
 			line_two = line;
 	}
-	threads_cpu_mbs = PAYLOAD_BYTES / (threads.host_cpu_us + threads.device_cpu_us);
+	threads_cpu_mbs = BENCH_PAYLOAD_BYTES / (threads.host_cpu_us + threads.device_cpu_us);
 	/* one core that only moves the bytes and seals and opens them */
 	bound_mbs = 1 / (1 / line_one.mbs + 1 / raw_mbs);
 
@@ -1241,9 +847,9 @@ main(int argc, char **argv)
 	       threads.wall_mbs, threads.wall_mbs / raw_mbs, threads.wall_mbs / line_two.mbs, TARGET_MBS,
 	       TARGET_RATIO, line_two.mbs, target_verdict(line_two.mbs, raw_mbs));
 	printf("  host (sender) thread:            %8.1f us CPU per message  (%6.1f MB per CPU second)\n",
-	       threads.host_cpu_us, PAYLOAD_BYTES / threads.host_cpu_us);
+	       threads.host_cpu_us, BENCH_PAYLOAD_BYTES / threads.host_cpu_us);
 	printf("  device (receiver) thread:        %8.1f us CPU per message  (%6.1f MB per CPU second)\n",
-	       threads.device_cpu_us, PAYLOAD_BYTES / threads.device_cpu_us);
+	       threads.device_cpu_us, BENCH_PAYLOAD_BYTES / threads.device_cpu_us);
 	printf("  both threads:                    %8.1f us CPU per message  (%6.1f MB per CPU second, ratio %.2f)\n",
 	       threads.host_cpu_us + threads.device_cpu_us, threads_cpu_mbs, threads_cpu_mbs / raw_mbs);
 	printf("  (all: protobuf, record seal, fragmenting, reassembly, open, parse, acks back; one-core figures\n"
