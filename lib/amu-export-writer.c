@@ -1,38 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "amu-export-file.h"
-#include "amu-export-writer.h"
+#include "amu-export-writer-private.h"
 #include "amulet/amu-error.h"
 
 /* The export formats, written as the samples stream past. Records are
  * formatted by hand into the stream's buffer (amu-export-file.c), which a
  * thread of its own writes and hashes: an export of a year of 1 Hz heart
  * rate is 30 M samples, and printf() or GDateTime per sample would make
- * that take minutes. The manifest needs no second pass over the files. */
-
-#define DAY_MS G_GINT64_CONSTANT(86400000)
-/* xsd:dateTime and ISO 8601 without expansion need four-digit years */
-#define TIME_MAX_MS G_GINT64_CONSTANT(253402300799999) /* 9999-12-31T23:59:59.999Z */
-/* a day below it, so that the end of any record's interval prints too */
-#define SAMPLE_TIME_MAX_MS (TIME_MAX_MS - DAY_MS)
-#define TIME_LEN 24 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
-/* GPX: a pause longer than this between fixes starts a new track segment */
-#define GPX_SEGMENT_GAP_MS (5 * 60 * 1000)
-/* FHIR ids tell apart this many samples of one category at the same millisecond */
-#define FHIR_MAX_SAME_TIME 1024
-/* a raw sleep-stage sample stands for a 30 s epoch, a raw steps sample for a minute */
-#define SLEEP_EPOCH_MS 30000
-#define STEPS_INTERVAL_MS 60000
-/* enough for the longest record that holds no caller's text */
-#define RECORD_MAX 512
-
-#define PUT_LITERAL(out, text) (memcpy((out), (text), sizeof(text) - 1), (out) + sizeof(text) - 1)
+ * that take minutes. The manifest needs no second pass over the files.
+ *
+ * This file holds the names of formats and values, JSON and CSV, and the
+ * public calls, which check each sample before any format sees it; FHIR and
+ * GPX have a file each (amu-export-fhir.c, amu-export-gpx.c). */
 
 /* ---------------------------------------------------------------- names */
 
@@ -182,141 +164,6 @@ static const struct {
 				       { "item", "item", FIELD_INTEGER } } },
 };
 
-/* ---------------------------------------------------------------- formatting */
-
-static const char two_digits[201] = "00010203040506070809101112131415161718192021222324"
-				    "25262728293031323334353637383940414243444546474849"
-				    "50515253545556575859606162636465666768697071727374"
-				    "75767778798081828384858687888990919293949596979899";
-
-static inline char *
-put_two_digits(char *out, guint value)
-{
-	memcpy(out, two_digits + 2 * value, 2);
-	return out + 2;
-}
-
-static char *
-put_uint(char *out, guint64 value)
-{
-	char digits[20];
-	guint n = 0;
-
-	do {
-		digits[n++] = (char)('0' + value % 10);
-		value /= 10;
-	} while (value != 0);
-	while (n > 0)
-		*out++ = digits[--n];
-	return out;
-}
-
-static char *
-put_int(char *out, gint64 value)
-{
-	if (value >= 0)
-		return put_uint(out, (guint64)value);
-	*out++ = '-';
-	return put_uint(out, -(guint64)value);
-}
-
-/* @value / 10^@decimals with exactly @decimals digits after the point:
- * decimal, so the text is the stored value and never a binary float's */
-static char *
-put_fixed(char *out, gint64 value, guint decimals)
-{
-	static const guint64 scales[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000 };
-	guint64 magnitude = value >= 0 ? (guint64)value : -(guint64)value;
-	guint64 fraction = magnitude % scales[decimals];
-
-	if (value < 0)
-		*out++ = '-';
-	out = put_uint(out, magnitude / scales[decimals]);
-	*out++ = '.';
-	for (guint i = decimals; i > 0; i--) {
-		out[i - 1] = (char)('0' + fraction % 10);
-		fraction /= 10;
-	}
-	return out + decimals;
-}
-
-static char *
-put_string(char *out, const char *text)
-{
-	gsize len = strlen(text);
-
-	memcpy(out, text, len);
-	return out + len;
-}
-
-/* Howard Hinnant's days_from_civil inverse: the proleptic Gregorian date of
- * a day number, in integer arithmetic (no tables, no time zone database). */
-static void
-civil_from_days(gint64 days, guint *year, guint *month, guint *day)
-{
-	gint64 shifted = days + 719468;
-	gint64 era = (shifted >= 0 ? shifted : shifted - 146096) / 146097;
-	guint day_of_era = (guint)(shifted - era * 146097);
-	guint year_of_era =
-	  (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-	guint day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-	guint month_index = (5 * day_of_year + 2) / 153;
-
-	*day = day_of_year - (153 * month_index + 2) / 5 + 1;
-	*month = month_index < 10 ? month_index + 3 : month_index - 9;
-	*year = (guint)(year_of_era + era * 400 + (*month <= 2));
-}
-
-/* The date changes once a day in a time-ordered export; the rest of the
- * time is a few divisions. */
-typedef struct {
-	gint64 day;    /* days since the epoch of @date; -1 before the first */
-	char date[11]; /* "YYYY-MM-DDT" */
-} TimeCache;
-
-/* writes TIME_LEN characters; 0 <= @ms <= TIME_MAX_MS */
-static char *
-put_time(TimeCache *cache, gint64 ms, char *out)
-{
-	gint64 day = ms / DAY_MS;
-	guint ms_of_day = (guint)(ms % DAY_MS);
-	guint seconds = ms_of_day / 1000;
-	guint millis = ms_of_day % 1000;
-
-	if (day != cache->day) {
-		guint year, month, mday;
-		char *date = cache->date;
-
-		civil_from_days(day, &year, &month, &mday);
-		date = put_two_digits(date, year / 100);
-		date = put_two_digits(date, year % 100);
-		*date++ = '-';
-		date = put_two_digits(date, month);
-		*date++ = '-';
-		date = put_two_digits(date, mday);
-		*date = 'T';
-		cache->day = day;
-	}
-	memcpy(out, cache->date, sizeof(cache->date));
-	out += sizeof(cache->date);
-	out = put_two_digits(out, seconds / 3600);
-	*out++ = ':';
-	out = put_two_digits(out, seconds / 60 % 60);
-	*out++ = ':';
-	out = put_two_digits(out, seconds % 60);
-	*out++ = '.';
-	*out++ = (char)('0' + millis / 100);
-	out = put_two_digits(out, millis % 100);
-	*out++ = 'Z';
-	return out;
-}
-
-static gboolean
-time_is_printable(gint64 ms)
-{
-	return ms >= 0 && ms <= TIME_MAX_MS;
-}
-
 /* the value of one field; keywords are quoted for JSON and bare for CSV */
 static char *
 put_field(char *out, FieldKind kind, gint32 value, gboolean quote_keywords)
@@ -347,8 +194,10 @@ put_field(char *out, FieldKind kind, gint32 value, gboolean quote_keywords)
 	return out;
 }
 
-static void
-json_append_string(GString *out, const char *text)
+/* ---------------------------------------------------------------- JSON text */
+
+void
+amu_export_json_append_string(GString *out, const char *text)
 {
 	if (text == NULL) {
 		g_string_append(out, "null");
@@ -367,9 +216,8 @@ json_append_string(GString *out, const char *text)
 	g_string_append_c(out, '"');
 }
 
-/* a quoted time, or null for an open end of a range */
-static void
-json_append_time(GString *out, TimeCache *cache, gint64 ms)
+void
+amu_export_json_append_time(GString *out, TimeCache *cache, gint64 ms)
 {
 	char text[TIME_LEN];
 
@@ -394,188 +242,12 @@ amu_export_file_free(AmuExportFile *file)
 	g_free(file);
 }
 
-/* ---------------------------------------------------------------- FHIR codes */
-
-typedef enum {
-	FHIR_NONE,
-	FHIR_HEART_RATE,
-	FHIR_SPO2,
-	FHIR_STEPS,
-	FHIR_RESPIRATORY_RATE,
-	FHIR_SKIN_TEMP,
-	FHIR_SLEEP_LIGHT,
-	FHIR_SLEEP_DEEP,
-	FHIR_SLEEP_REM,
-	FHIR_N_KINDS,
-} FhirKind;
-
-/* Aggregated epochs keep only the most frequent stage; saying so stops a
- * reader from adding them up into measured stage durations. */
-#define SLEEP_NOTE(stage)                                                                          \
-	stage " sleep was the most frequent stage in the period; the value is the period's "       \
-	      "length, not the time measured in that stage."
-#define LOINC(code, display)                                                                       \
-	"{\"system\":\"http://loinc.org\",\"code\":\"" code "\",\"display\":\"" display "\"}"
-
-static const struct {
-	const char *category; /* http://terminology.hl7.org/CodeSystem/observation-category */
-	const char *category_display;
-	const char *codings;
-	const char *text;
-	const char *unit;      /* valueQuantity.unit, for people */
-	const char *ucum;      /* valueQuantity.code */
-	const char *aggregate; /* what an aggregated value is, for Observation.note */
-} fhir_codes[] = {
-	[FHIR_HEART_RATE] = { "vital-signs",
-			      "Vital Signs",
-			      LOINC("8867-4", "Heart rate"),
-			      "Heart rate",
-			      "beats/minute",
-			      "/min",
-			      "Mean heart rate over the period." },
-	[FHIR_SPO2] = { "vital-signs",
-			"Vital Signs",
-			LOINC("2708-6", "Oxygen saturation in Arterial blood") "," LOINC(
-			  "59408-5",
-			  "Oxygen saturation in Arterial blood by Pulse oximetry"),
-			"Oxygen saturation by pulse oximetry",
-			"%",
-			"%",
-			"Mean saturation over the period." },
-	[FHIR_STEPS] = { "activity",
-			 "Activity",
-			 LOINC("55423-8", "Number of steps in unspecified time Pedometer"),
-			 "Steps",
-			 "steps",
-			 "{steps}",
-			 "Steps counted in the period." },
-	[FHIR_RESPIRATORY_RATE] = { "vital-signs",
-				    "Vital Signs",
-				    LOINC("9279-1", "Respiratory rate"),
-				    "Respiratory rate",
-				    "breaths/minute",
-				    "/min",
-				    "Mean respiratory rate over the period." },
-	/* The vital-signs profile knows body temperature only; the text
-	 * keeps a reader from taking 33 degrees on the wrist for hypothermia. */
-	[FHIR_SKIN_TEMP] = { "vital-signs",
-			     "Vital Signs",
-			     LOINC("8310-5", "Body temperature"),
-			     "Skin temperature measured by a wearable on the skin, not core body "
-			     "temperature",
-			     "C",
-			     "Cel",
-			     "Mean skin temperature over the period." },
-	[FHIR_SLEEP_LIGHT] = { "activity",
-			       "Activity",
-			       LOINC("93830-8", "Light sleep duration"),
-			       "Light sleep duration",
-			       "min",
-			       "min",
-			       SLEEP_NOTE("Light") },
-	[FHIR_SLEEP_DEEP] = { "activity",
-			      "Activity",
-			      LOINC("93831-6", "Deep sleep duration"),
-			      "Deep sleep duration",
-			      "min",
-			      "min",
-			      SLEEP_NOTE("Deep") },
-	[FHIR_SLEEP_REM] = { "activity",
-			     "Activity",
-			     LOINC("93829-0", "REM sleep duration"),
-			     "REM sleep duration",
-			     "min",
-			     "min",
-			     SLEEP_NOTE("REM") },
-};
-
 /* ---------------------------------------------------------------- writer */
-
-struct AmuExportWriter {
-	AmuExportFormat format;
-	char *dir;
-	char *device_name;
-	char *device_id;
-	char *device_model;
-	char *device_profile;
-	char *grant_id;
-	char *recipient;
-	char *purpose;
-	AmuGranularity granularity;
-	gint64 interval_ms; /* 0 for raw */
-	gint64 from_ms;
-	gint64 to_ms;
-	gint64 created_ms;
-
-	AmuExportStream out;
-	GPtrArray *files; /* of AmuExportFile, in the order created */
-	TimeCache time_cache;
-	guint64 n_records; /* in the open file */
-	GError *error;	   /* the first failed write, returned ever after */
-	gboolean finished;
-
-	/* the order samples came in */
-	AmuCategory category; /* of the previous sample, 0 before the first */
-	gint64 last_ms;
-	guint32 done_categories; /* bit per category whose run has ended */
-	guint n_same_time;	 /* earlier samples of this category and time */
-
-	/* FHIR: per-kind text before effective[x] and after the value */
-	GString *fhir_head[FHIR_N_KINDS];
-	GString *fhir_tail[FHIR_N_KINDS];
-	char *fhir_record; /* one entry is assembled here and written at once */
-	guint64 fhir_id_key[2];
-
-	AmuCategory csv_category; /* of the open CSV file, 0 before the first */
-
-	/* GPX */
-	char *gpx_track_head;
-	gboolean gpx_in_track;
-	gint64 gpx_last_fix_ms;
-	gint64 gpx_gap_ms;
-};
 
 static char *
 copy_text(const char *text)
 {
 	return text != NULL ? g_utf8_make_valid(text, -1) : NULL;
-}
-
-/* 128 stable bits from text: ids that come out the same on every export of
- * the same data, and differ between devices, granularities and grants */
-static void
-hash_key(const char *text, guint64 key[2])
-{
-	g_autoptr(GChecksum) checksum = g_checksum_new(G_CHECKSUM_SHA256);
-	guint8 digest[32];
-	gsize len = sizeof(digest);
-
-	g_checksum_update(checksum, (const guchar *)text, -1);
-	g_checksum_get_digest(checksum, digest, &len);
-	key[0] = key[1] = 0;
-	for (guint i = 0; i < 8; i++) {
-		key[0] = key[0] << 8 | digest[i];
-		key[1] = key[1] << 8 | digest[8 + i];
-	}
-}
-
-/* an RFC 9562 version 8 (custom) UUID: FHIR ids and urn:uuid: full URLs */
-static char *
-put_uuid(char *out, guint64 high, guint64 low)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	high = (high & ~G_GUINT64_CONSTANT(0xf000)) | G_GUINT64_CONSTANT(0x8000);
-	low = (low & ~(G_GUINT64_CONSTANT(3) << 62)) | G_GUINT64_CONSTANT(2) << 62;
-	for (guint i = 0; i < 16; i++) {
-		guint64 half = i < 8 ? high : low;
-		guint byte = (guint)(half >> (56 - 8 * (i % 8))) & 0xff;
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*out++ = '-';
-		*out++ = hex[byte >> 4];
-		*out++ = hex[byte & 0xf];
-	}
-	return out;
 }
 
 static gboolean
@@ -608,12 +280,6 @@ writer_open(AmuExportWriter *self, const char *name, GError **error)
 	return TRUE;
 }
 
-static void
-writer_put_gstring(AmuExportWriter *self, const GString *text)
-{
-	amu_export_stream_put(&self->out, text->str, text->len);
-}
-
 /* ---------------------------------------------------------------- JSON */
 
 static void
@@ -623,27 +289,27 @@ json_begin(AmuExportWriter *self)
 
 	g_string_append(head,
 			"{\"format\":\"amulet-export\",\"version\":1,\n\"device\":{\"name\":");
-	json_append_string(head, self->device_name);
+	amu_export_json_append_string(head, self->device_name);
 	g_string_append(head, ",\"id\":");
-	json_append_string(head, self->device_id);
+	amu_export_json_append_string(head, self->device_id);
 	g_string_append(head, ",\"model\":");
-	json_append_string(head, self->device_model);
+	amu_export_json_append_string(head, self->device_model);
 	g_string_append(head, ",\"profile\":");
-	json_append_string(head, self->device_profile);
+	amu_export_json_append_string(head, self->device_profile);
 	g_string_append(head, "},\n\"grant_id\":");
-	json_append_string(head, self->grant_id);
+	amu_export_json_append_string(head, self->grant_id);
 	g_string_append(head, ",\"recipient\":");
-	json_append_string(head, self->recipient);
+	amu_export_json_append_string(head, self->recipient);
 	g_string_append(head, ",\"purpose\":");
-	json_append_string(head, self->purpose);
+	amu_export_json_append_string(head, self->purpose);
 	g_string_append(head, ",\n\"granularity\":");
-	json_append_string(head, amu_granularity_to_string(self->granularity));
+	amu_export_json_append_string(head, amu_granularity_to_string(self->granularity));
 	g_string_append(head, ",\"from\":");
-	json_append_time(head, &self->time_cache, self->from_ms);
+	amu_export_json_append_time(head, &self->time_cache, self->from_ms);
 	g_string_append(head, ",\"to\":");
-	json_append_time(head, &self->time_cache, self->to_ms);
+	amu_export_json_append_time(head, &self->time_cache, self->to_ms);
 	g_string_append(head, ",\"created\":");
-	json_append_time(head, &self->time_cache, self->created_ms);
+	amu_export_json_append_time(head, &self->time_cache, self->created_ms);
 	g_string_append(head, ",\n\"samples\":[");
 	writer_put_gstring(self, head);
 }
@@ -717,243 +383,6 @@ csv_add(AmuExportWriter *self, const AmuSample *sample)
 	amu_export_stream_put(&self->out, record, p - record);
 }
 
-/* ---------------------------------------------------------------- FHIR */
-
-static void
-fhir_build_templates(AmuExportWriter *self)
-{
-	g_autoptr(GString) device = g_string_new(self->device_name);
-	gsize longest = 0;
-
-	if (self->device_model != NULL)
-		g_string_append_printf(device, " (%s)", self->device_model);
-	for (guint kind = FHIR_HEART_RATE; kind < FHIR_N_KINDS; kind++) {
-		GString *head = g_string_new(NULL);
-		GString *tail = g_string_new(NULL);
-
-		g_string_append_printf(
-		  head,
-		  "\"status\":\"final\",\"category\":[{\"coding\":[{\"system\":"
-		  "\"http://terminology.hl7.org/CodeSystem/observation-category\","
-		  "\"code\":\"%s\",\"display\":\"%s\"}]}],\"code\":{\"coding\":[%s],"
-		  "\"text\":\"%s\"},\"subject\":{\"display\":",
-		  fhir_codes[kind].category,
-		  fhir_codes[kind].category_display,
-		  fhir_codes[kind].codings,
-		  fhir_codes[kind].text);
-		json_append_string(head, self->device_name);
-		g_string_append(head, "},\"device\":{\"display\":");
-		json_append_string(head, device->str);
-		g_string_append(head, "},");
-		g_string_append_printf(
-		  tail,
-		  ",\"unit\":\"%s\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"%s\"}",
-		  fhir_codes[kind].unit,
-		  fhir_codes[kind].ucum);
-		if (self->interval_ms != 0)
-			g_string_append_printf(
-			  tail, ",\"note\":[{\"text\":\"%s\"}]", fhir_codes[kind].aggregate);
-		g_string_append(tail, "}}");
-		self->fhir_head[kind] = head;
-		self->fhir_tail[kind] = tail;
-		longest = MAX(longest, head->len + tail->len);
-	}
-	self->fhir_record = g_malloc(RECORD_MAX + longest);
-}
-
-static void
-fhir_begin(AmuExportWriter *self)
-{
-	g_autoptr(GString) head = g_string_sized_new(256);
-	g_autofree char *seed = g_strdup_printf("amulet-fhir-bundle\n%s\n%s\n%s\n%" G_GINT64_FORMAT,
-						self->device_id,
-						self->grant_id,
-						amu_granularity_to_string(self->granularity),
-						self->created_ms);
-	g_autofree char *key_seed = g_strdup_printf("amulet-fhir-observation\n%s\n%s",
-						    self->device_id,
-						    amu_granularity_to_string(self->granularity));
-	guint64 bundle_key[2];
-	char uuid[36];
-
-	hash_key(seed, bundle_key);
-	hash_key(key_seed, self->fhir_id_key);
-	put_uuid(uuid, bundle_key[0], bundle_key[1]);
-	fhir_build_templates(self);
-	g_string_append(head, "{\"resourceType\":\"Bundle\",\"id\":\"");
-	g_string_append_len(head, uuid, sizeof(uuid));
-	g_string_append(head, "\",\"meta\":{\"lastUpdated\":");
-	json_append_time(head, &self->time_cache, self->created_ms);
-	g_string_append(head, "},\"type\":\"collection\",\"timestamp\":");
-	json_append_time(head, &self->time_cache, self->created_ms);
-	/* "entry":[ comes with the first entry: FHIR JSON has no empty arrays */
-	writer_put_gstring(self, head);
-}
-
-/* Battery, toy events and location are not clinical observations (GPX
- * carries location), and an awake epoch has no sleep-duration code: these
- * stay FHIR_NONE and are left out of the bundle. */
-static const FhirKind fhir_kinds[] = {
-	[AMU_CATEGORY_HEART_RATE] = FHIR_HEART_RATE,
-	[AMU_CATEGORY_STEPS] = FHIR_STEPS,
-	[AMU_CATEGORY_SPO2] = FHIR_SPO2,
-	[AMU_CATEGORY_SKIN_TEMP] = FHIR_SKIN_TEMP,
-	[AMU_CATEGORY_RESPIRATORY_RATE] = FHIR_RESPIRATORY_RATE,
-	[AMU_CATEGORY_LOCATION] = FHIR_NONE,
-	[AMU_CATEGORY_BATTERY] = FHIR_NONE,
-	[AMU_CATEGORY_TOY_EVENT] = FHIR_NONE,
-};
-static const FhirKind fhir_sleep_kinds[] = {
-	[AMU_SLEEP_STAGE_AWAKE] = FHIR_NONE,
-	[AMU_SLEEP_STAGE_LIGHT] = FHIR_SLEEP_LIGHT,
-	[AMU_SLEEP_STAGE_DEEP] = FHIR_SLEEP_DEEP,
-	[AMU_SLEEP_STAGE_REM] = FHIR_SLEEP_REM,
-};
-
-static void
-fhir_add(AmuExportWriter *self, const AmuSample *sample)
-{
-	char *record = self->fhir_record;
-	char *p = record;
-	char *uuid;
-	gint64 period_ms = self->interval_ms;
-	guint64 injective;
-	/* writer_accept() checked the category and the stage */
-	FhirKind kind = sample->category == AMU_CATEGORY_SLEEP_STAGE
-			  ? fhir_sleep_kinds[sample->values[0]]
-			  : fhir_kinds[sample->category];
-
-	if (kind == FHIR_NONE)
-		return;
-	/* category, time and repeat count fit in 62 bits and are kept whole,
-	 * so no two entries of one device's export share an id */
-	injective = (guint64)self->n_same_time << 52 | (guint64)sample->category << 48 |
-		    (guint64)sample->timestamp_ms;
-	p = self->n_records++ == 0 ? PUT_LITERAL(p, ",\"entry\":[\n{\"fullUrl\":\"urn:uuid:")
-				   : PUT_LITERAL(p, ",\n{\"fullUrl\":\"urn:uuid:");
-	uuid = p;
-	p = put_uuid(p, self->fhir_id_key[0], self->fhir_id_key[1] ^ injective);
-	p = PUT_LITERAL(p, "\",\"resource\":{\"resourceType\":\"Observation\",\"id\":\"");
-	memmove(p, uuid, 36);
-	p += 36;
-	p = PUT_LITERAL(p, "\",");
-	memcpy(p, self->fhir_head[kind]->str, self->fhir_head[kind]->len);
-	p += self->fhir_head[kind]->len;
-
-	/* raw steps and sleep stages stand for an interval too */
-	if (period_ms == 0 && sample->category == AMU_CATEGORY_STEPS)
-		period_ms = STEPS_INTERVAL_MS;
-	else if (period_ms == 0 && sample->category == AMU_CATEGORY_SLEEP_STAGE)
-		period_ms = SLEEP_EPOCH_MS;
-	if (period_ms == 0) {
-		p = PUT_LITERAL(p, "\"effectiveDateTime\":\"");
-		p = put_time(&self->time_cache, sample->timestamp_ms, p);
-		p = PUT_LITERAL(p, "\"");
-	} else {
-		p = PUT_LITERAL(p, "\"effectivePeriod\":{\"start\":\"");
-		p = put_time(&self->time_cache, sample->timestamp_ms, p);
-		p = PUT_LITERAL(p, "\",\"end\":\"");
-		p = put_time(&self->time_cache, sample->timestamp_ms + period_ms, p);
-		p = PUT_LITERAL(p, "\"}");
-	}
-	p = PUT_LITERAL(p, ",\"valueQuantity\":{\"value\":");
-	switch (sample->category) {
-	case AMU_CATEGORY_SPO2:
-	case AMU_CATEGORY_RESPIRATORY_RATE:
-		p = put_fixed(p, sample->values[0], 1);
-		break;
-	case AMU_CATEGORY_SKIN_TEMP:
-		p = put_fixed(p, sample->values[0], 2);
-		break;
-	case AMU_CATEGORY_SLEEP_STAGE:
-		/* the minutes the epoch or the period stands for */
-		p = period_ms % 60000 == 0 ? put_int(p, period_ms / 60000)
-					   : put_fixed(p, period_ms / 6000, 1);
-		break;
-	case AMU_CATEGORY_HEART_RATE:
-	case AMU_CATEGORY_STEPS:
-	case AMU_CATEGORY_LOCATION:
-	case AMU_CATEGORY_BATTERY:
-	case AMU_CATEGORY_TOY_EVENT:
-		p = put_int(p, sample->values[0]);
-		break;
-	}
-	memcpy(p, self->fhir_tail[kind]->str, self->fhir_tail[kind]->len);
-	p += self->fhir_tail[kind]->len;
-	amu_export_stream_put(&self->out, record, p - record);
-}
-
-/* ---------------------------------------------------------------- GPX */
-
-static void
-gpx_begin(AmuExportWriter *self)
-{
-	g_autoptr(GString) head = g_string_sized_new(1024);
-	g_autofree char *name = g_markup_escape_text(self->device_name, -1);
-	g_autofree char *id = g_markup_escape_text(self->device_id, -1);
-	g_autofree char *recipient = g_markup_escape_text(self->recipient, -1);
-	g_autofree char *purpose = g_markup_escape_text(self->purpose, -1);
-	g_autofree char *grant = g_markup_escape_text(self->grant_id, -1);
-	char created[TIME_LEN];
-
-	put_time(&self->time_cache, self->created_ms, created);
-	g_string_append(head,
-			"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			"<gpx version=\"1.1\" creator=\"Amulet " PACKAGE_VERSION "\" "
-			"xmlns=\"http://www.topografix.com/GPX/1/1\" "
-			"xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
-			"xsi:schemaLocation=\"http://www.topografix.com/GPX/1/1 "
-			"http://www.topografix.com/GPX/1/1/gpx.xsd\">\n"
-			" <metadata>\n");
-	g_string_append_printf(head, "  <name>Location of %s</name>\n", name);
-	g_string_append_printf(
-	  head,
-	  "  <desc>Device %s, exported for %s (%s) under consent grant %s; granularity %s",
-	  id,
-	  recipient,
-	  purpose,
-	  grant,
-	  amu_granularity_to_string(self->granularity));
-	if (self->interval_ms != 0)
-		g_string_append(
-		  head, ": each point is the first fix of the interval starting at its time");
-	g_string_append_printf(
-	  head, ".</desc>\n  <time>%.*s</time>\n </metadata>\n", TIME_LEN, created);
-	writer_put_gstring(self, head);
-	self->gpx_track_head = g_strdup_printf(" <trk>\n  <name>%s</name>\n  <trkseg>\n", name);
-}
-
-static void
-gpx_add(AmuExportWriter *self, const AmuSample *sample)
-{
-	char record[RECORD_MAX];
-	char *p = record;
-	gint32 longitude = sample->values[1];
-
-	if (sample->category != AMU_CATEGORY_LOCATION)
-		return;
-	if (!self->gpx_in_track) {
-		amu_export_stream_put(&self->out, self->gpx_track_head, strlen(self->gpx_track_head));
-		self->gpx_in_track = TRUE;
-	} else if (sample->timestamp_ms - self->gpx_last_fix_ms > self->gpx_gap_ms) {
-		p = PUT_LITERAL(p, "  </trkseg>\n  <trkseg>\n");
-	}
-	self->gpx_last_fix_ms = sample->timestamp_ms;
-	/* GPX's longitudeType stops short of 180; -180 is the same meridian */
-	if (longitude == 1800000000)
-		longitude = -1800000000;
-	p = PUT_LITERAL(p, "   <trkpt lat=\"");
-	p = put_fixed(p, sample->values[0], 7);
-	p = PUT_LITERAL(p, "\" lon=\"");
-	p = put_fixed(p, longitude, 7);
-	p = PUT_LITERAL(p, "\"><ele>");
-	p = put_fixed(p, sample->values[2], 2);
-	p = PUT_LITERAL(p, "</ele><time>");
-	p = put_time(&self->time_cache, sample->timestamp_ms, p);
-	p = PUT_LITERAL(p, "</time></trkpt>\n");
-	amu_export_stream_put(&self->out, record, p - record);
-}
-
 /* ---------------------------------------------------------------- public */
 
 AmuExportWriter *
@@ -1010,8 +439,6 @@ amu_export_writer_new(AmuExportFormat format,
 	self->out.fd = -1;
 	self->files = g_ptr_array_new_with_free_func((GDestroyNotify)amu_export_file_free);
 	self->time_cache.day = -1;
-	/* at hour or day granularity consecutive points are an interval apart */
-	self->gpx_gap_ms = MAX(GPX_SEGMENT_GAP_MS, self->interval_ms);
 
 	/* CSV opens a file per category as they come */
 	if (format == AMU_EXPORT_FORMAT_CSV)
@@ -1023,10 +450,10 @@ amu_export_writer_new(AmuExportFormat format,
 		json_begin(self);
 		break;
 	case AMU_EXPORT_FORMAT_FHIR:
-		fhir_begin(self);
+		amu_export_fhir_begin(self);
 		break;
 	case AMU_EXPORT_FORMAT_GPX:
-		gpx_begin(self);
+		amu_export_gpx_begin(self);
 		break;
 	case AMU_EXPORT_FORMAT_CSV:
 		break;
@@ -1143,10 +570,10 @@ amu_export_writer_add(AmuExportWriter *self, const AmuSample *sample, GError **e
 		csv_add(self, sample);
 		break;
 	case AMU_EXPORT_FORMAT_FHIR:
-		fhir_add(self, sample);
+		amu_export_fhir_add(self, sample);
 		break;
 	case AMU_EXPORT_FORMAT_GPX:
-		gpx_add(self, sample);
+		amu_export_gpx_add(self, sample);
 		break;
 	}
 	return writer_check(self, error);
