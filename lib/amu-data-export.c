@@ -528,7 +528,8 @@ build_manifest(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 }
 
 static gboolean
-write_manifest(AmuDataExport *self, const char *dir, AmuConsent *consent, AmuDevice *device, gint64 now_ms, GError **error)
+write_manifest(AmuDataExport *self, const char *dir, AmuConsent *consent, AmuDevice *device, gint64 now_ms,
+	       AmuExportSync *sync, GError **error)
 {
 	g_autoptr(JsonNode) root = NULL;
 	g_autoptr(JsonGenerator) generator = json_generator_new();
@@ -551,8 +552,9 @@ write_manifest(AmuDataExport *self, const char *dir, AmuConsent *consent, AmuDev
 	g_free(self->manifest_sha256);
 	self->manifest_sha256 = hex_of(digest, sizeof(digest));
 	/* the signature last: a directory without it is no export */
-	return amu_export_write_small_file(dir, AMU_EXPORT_MANIFEST, text, len, error) &&
-	       amu_export_write_small_file(dir, AMU_EXPORT_SIGNATURE, signature_b64, strlen(signature_b64), error);
+	return amu_export_write_small_file(dir, AMU_EXPORT_MANIFEST, text, len, sync, error) &&
+	       amu_export_write_small_file(dir, AMU_EXPORT_SIGNATURE, signature_b64, strlen(signature_b64), sync,
+					   error);
 }
 
 static void
@@ -592,7 +594,7 @@ category_compare(gconstpointer a, gconstpointer b)
 }
 
 static gboolean
-export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, const char *dir,
+export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, const char *dir, AmuExportSync *sync,
 	       AmuExportProgressFunc progress_func, gpointer progress_data, GCancellable *cancellable, gint64 now_ms,
 	       GError **error)
 {
@@ -640,6 +642,7 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 	writer = amu_export_writer_new(self->format, dir, &info, error);
 	if (writer == NULL)
 		return FALSE;
+	amu_export_writer_set_sync(writer, sync);
 	/* category by category, in the writers' order */
 	g_array_sort(categories, category_compare);
 	for (guint i = 0; i < categories->len; i++) {
@@ -714,6 +717,7 @@ amu_data_export_run(AmuDataExport *self, AmuExportProgressFunc progress_func, gp
 	g_autoptr(AmuDevice) device = NULL;
 	g_autoptr(GError) log_error = NULL;
 	g_autofree char *work_dir = NULL;
+	AmuExportSync *sync = NULL;
 	GBytes *recipient_key;
 	gint64 now = g_get_real_time() / 1000;
 	gboolean ok;
@@ -769,25 +773,28 @@ amu_data_export_run(AmuDataExport *self, AmuExportProgressFunc progress_func, gp
 	}
 	if (!prepare_dir(work_dir, error))
 		return FALSE;
-	ok = export_samples(self, consent, device, work_dir, progress_func, progress_data, cancellable, now, error) &&
-	     write_manifest(self, work_dir, consent, device, now, error);
-	/* one directory sync for every name in it; a sealed export's
+	sync = amu_export_sync_new();
+	ok = export_samples(self, consent, device, work_dir, sync, progress_func, progress_data, cancellable, now,
+			    error) &&
+	     write_manifest(self, work_dir, consent, device, now, sync, error);
+	/* the files, the directory and its name at once; a sealed export's
 	 * directory is only read back and removed */
 	if (ok && self->seal_to == NULL)
-		ok = amu_export_sync_dir(work_dir, error);
+		ok = amu_export_sync_finish(sync, work_dir, error);
 	if (ok && self->seal_to != NULL) {
 		g_ptr_array_add(self->files, g_strdup(AMU_EXPORT_MANIFEST));
 		g_ptr_array_add(self->files, g_strdup(AMU_EXPORT_SIGNATURE));
 		ok = amu_export_seal_dir(work_dir, self->files, g_bytes_get_data(self->seal_to, NULL), self->path, error);
 		g_ptr_array_set_size(self->files, self->files->len - 2);
+		if (ok) {
+			/* the sealed file's own name */
+			g_autofree char *parent = g_path_get_dirname(self->path);
+			ok = amu_export_sync_dir(parent, error);
+		}
 	}
+	g_clear_pointer(&sync, amu_export_sync_free);
 	if (!ok || self->seal_to != NULL)
 		remove_tree(work_dir);
-	if (ok) {
-		/* the new directory's or sealed file's own name */
-		g_autofree char *parent = g_path_get_dirname(self->path);
-		ok = amu_export_sync_dir(parent, error);
-	}
 	if (!ok)
 		return FALSE;
 	if (!amu_context_record_access(self->context, self->grant_id, amu_export_format_to_string(self->format),

@@ -29,6 +29,15 @@ typedef struct {
 /* the end of the stream, queued after its last chunk */
 static Chunk end_of_stream;
 
+typedef struct {
+	int fd;
+	char *path;
+} SyncFile;
+
+struct AmuExportSync {
+	GArray *files; /* of SyncFile, in the order written */
+};
+
 struct AmuExportStreamWorker {
 	int fd;
 	GThread *thread;    /* NULL until the first buffer is full, or if none could start */
@@ -112,6 +121,77 @@ worker_start_writeback(AmuExportStreamWorker *worker)
 #else
 	(void)worker;
 #endif
+}
+
+/* Asks the disk for the whole file now; the fsync that follows waits for
+ * less. Only a hint: a file system without it is synced all the same. */
+static void
+start_writeback(int fd)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+	(void)fd;
+#endif
+}
+
+AmuExportSync *
+amu_export_sync_new(void)
+{
+	AmuExportSync *sync = g_new0(AmuExportSync, 1);
+
+	sync->files = g_array_new(FALSE, FALSE, sizeof(SyncFile));
+	return sync;
+}
+
+/* takes @fd and @path */
+static void
+sync_add(AmuExportSync *sync, int fd, char *path)
+{
+	SyncFile file = { fd, path };
+
+	start_writeback(fd);
+	g_array_append_val(sync->files, file);
+}
+
+gboolean
+amu_export_sync_finish(AmuExportSync *sync, const char *dir, GError **error)
+{
+	g_autofree char *parent = g_path_get_dirname(dir);
+	gboolean ok = TRUE;
+
+	for (guint i = 0; i < sync->files->len; i++) {
+		SyncFile *file = &g_array_index(sync->files, SyncFile, i);
+
+		if (ok && fsync(file->fd) != 0) {
+			amu_export_set_errno_error(error, errno, "sync", file->path);
+			ok = FALSE;
+		}
+		/* some file systems (NFS) report a failed write only at close */
+		if (close(file->fd) != 0 && ok) {
+			amu_export_set_errno_error(error, errno, "close", file->path);
+			ok = FALSE;
+		}
+		g_free(file->path);
+	}
+	g_array_set_size(sync->files, 0);
+	/* the names, then the directory's own name */
+	return ok && amu_export_sync_dir(dir, error) && amu_export_sync_dir(parent, error);
+}
+
+void
+amu_export_sync_free(AmuExportSync *sync)
+{
+	if (sync == NULL)
+		return;
+	for (guint i = 0; i < sync->files->len; i++) {
+		SyncFile *file = &g_array_index(sync->files, SyncFile, i);
+
+		close(file->fd);
+		g_free(file->path);
+	}
+	g_array_unref(sync->files);
+	g_free(sync);
 }
 
 /* Writes @data whole and hashes it, so the digest is of exactly the bytes
@@ -283,14 +363,18 @@ amu_export_stream_close(AmuExportStream *stream, GError **error)
 	}
 	stream->used = 0;
 	ok = error == NULL || amu_export_stream_check(stream, error);
-	if (ok && error != NULL && fsync(stream->fd) != 0) {
-		amu_export_set_errno_error(error, errno, "sync", stream->path);
-		ok = FALSE;
-	}
-	/* some file systems (NFS) report a failed write only at close */
-	if (close(stream->fd) != 0 && ok && error != NULL) {
-		amu_export_set_errno_error(error, errno, "close", stream->path);
-		ok = FALSE;
+	if (ok && error != NULL && stream->sync != NULL) {
+		sync_add(stream->sync, stream->fd, g_steal_pointer(&stream->path));
+	} else {
+		if (ok && error != NULL && fsync(stream->fd) != 0) {
+			amu_export_set_errno_error(error, errno, "sync", stream->path);
+			ok = FALSE;
+		}
+		/* some file systems (NFS) report a failed write only at close */
+		if (close(stream->fd) != 0 && ok && error != NULL) {
+			amu_export_set_errno_error(error, errno, "close", stream->path);
+			ok = FALSE;
+		}
 	}
 	if (ok && error != NULL) {
 		guint8 digest[SHA256_DIGEST_SIZE];
@@ -311,7 +395,8 @@ amu_export_stream_close(AmuExportStream *stream, GError **error)
 }
 
 gboolean
-amu_export_write_small_file(const char *dir, const char *name, const void *data, gsize len, GError **error)
+amu_export_write_small_file(const char *dir, const char *name, const void *data, gsize len, AmuExportSync *sync,
+			    GError **error)
 {
 	g_autofree char *path = g_build_filename(dir, name, NULL);
 	int fd, errsv = 0;
@@ -321,15 +406,12 @@ amu_export_write_small_file(const char *dir, const char *name, const void *data,
 		amu_export_set_errno_error(error, errno, "create", path);
 		return FALSE;
 	}
-	if (!write_all(fd, data, len, &errsv) || fsync(fd) != 0) {
-		amu_export_set_errno_error(error, errsv != 0 ? errsv : errno, "write", path);
+	if (!write_all(fd, data, len, &errsv)) {
+		amu_export_set_errno_error(error, errsv, "write", path);
 		close(fd);
 		return FALSE;
 	}
-	if (close(fd) != 0) {
-		amu_export_set_errno_error(error, errno, "close", path);
-		return FALSE;
-	}
+	sync_add(sync, fd, g_steal_pointer(&path));
 	return TRUE;
 }
 

@@ -22,13 +22,26 @@ G_BEGIN_DECLS
 
 typedef struct AmuExportStreamWorker AmuExportStreamWorker;
 
+/* The files of one export, synced together once all are written: each
+ * has its writeback started as it is closed, so the disk takes them at
+ * once, and amu_export_sync_finish() then waits for each of them and for
+ * the directory. A small export is mostly these waits. */
+AmuExportSync *amu_export_sync_new(void);
+/* Syncs every file added and closes it, then syncs @dir and the directory
+ * holding it, so the files, their names and @dir's own name are durable. */
+gboolean amu_export_sync_finish(AmuExportSync *sync, const char *dir, GError **error);
+/* NULL-tolerant; closes whatever was not synced yet */
+void amu_export_sync_free(AmuExportSync *sync);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuExportSync, amu_export_sync_free)
+
 typedef struct {
 	int fd; /* -1 while no file is open */
 	char *path;
 	AmuExportFile *record; /* gets the digest and size once closed */
 	char *buffer;	       /* AMU_EXPORT_STREAM_BUFFER_SIZE bytes, being filled */
 	gsize used;
-	AmuExportStreamWorker *worker; /* NULL until the first buffer is full */
+	AmuExportStreamWorker *worker; /* while a file is open */
+	AmuExportSync *sync;	       /* (nullable): close hands the file to it */
 } AmuExportStream;
 
 /* "cannot <verb> <path>: <strerror>: <fix>", worded as the store words it */
@@ -41,9 +54,11 @@ gboolean amu_export_stream_open(AmuExportStream *stream,
 				GError **error);
 void amu_export_stream_put_slow(AmuExportStream *stream, const char *data, gsize len);
 gboolean amu_export_stream_check(AmuExportStream *stream, GError **error);
-/* Writes what is buffered, waits for the thread, fsyncs and closes, and
- * gives the record its digest and size. With @error NULL, only writes out
- * what is buffered and releases the file, as fclose() would. */
+/* Writes what is buffered, waits for the thread, and gives the record its
+ * digest and size; then fsyncs and closes, or with stream->sync set, starts
+ * the file's writeback and leaves the fsync to that set. With @error NULL,
+ * only writes out what is buffered and releases the file, as fclose()
+ * would. */
 gboolean amu_export_stream_close(AmuExportStream *stream, GError **error);
 
 static inline void
@@ -58,13 +73,13 @@ amu_export_stream_put(AmuExportStream *stream, const char *data, gsize len)
 }
 
 /* A small file written whole into a directory that holds only this export:
- * O_EXCL, 0600, fsync; no temporary name, as nothing else writes there and
- * the export is complete only once its last file and the directory are
- * synced (amu_export_sync_dir()). */
+ * O_EXCL, 0600, then synced by @sync; no temporary name, as nothing else
+ * writes there and the export is complete only once @sync has finished. */
 gboolean amu_export_write_small_file(const char *dir,
 				     const char *name,
 				     const void *data,
 				     gsize len,
+				     AmuExportSync *sync,
 				     GError **error);
 /* Makes the names of the files created in @dir durable. */
 gboolean amu_export_sync_dir(const char *dir, GError **error);

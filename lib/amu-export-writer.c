@@ -627,6 +627,13 @@ amu_export_writer_finish(AmuExportWriter *self, GPtrArray **files, GError **erro
 }
 
 void
+amu_export_writer_set_sync(AmuExportWriter *self, AmuExportSync *sync)
+{
+	g_return_if_fail(self != NULL);
+	self->out.sync = sync;
+}
+
+void
 amu_export_writer_free(AmuExportWriter *self)
 {
 	if (self == NULL)

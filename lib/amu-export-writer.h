@@ -68,6 +68,12 @@ gboolean amu_export_writer_finish(AmuExportWriter *writer, GPtrArray **files, GE
 /* NULL-tolerant; closes what is open and removes nothing */
 void amu_export_writer_free(AmuExportWriter *writer);
 
+/* amu-export-file.h */
+typedef struct AmuExportSync AmuExportSync;
+/* From now on a file the writer finishes has its writeback started and is
+ * left to @sync to fsync and close, instead of being synced at once. */
+void amu_export_writer_set_sync(AmuExportWriter *writer, AmuExportSync *sync);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuExportWriter, amu_export_writer_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AmuExportFile, amu_export_file_free)
 
