@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "amu-export-file.h"
 #include "amu-export-writer.h"
 #include "amu-test.h"
 #include "amulet/amu-error.h"
@@ -993,7 +994,7 @@ test_existing_file(void)
 
 /* ---------------------------------------------------------------- digests */
 
-#define WRITER_BUFFER_SIZE (64 * 1024) /* the writer's EXPORT_BUFFER_SIZE */
+#define WRITER_BUFFER_SIZE AMU_EXPORT_STREAM_BUFFER_SIZE
 
 /* Each file finish() reports against libsodium's SHA-256 of the file as it
  * is on disk, and against the directory: every file there is reported. */
@@ -1064,15 +1065,16 @@ test_digests_every_format(void)
 	}
 }
 
-/* Many buffers' worth, ending part way into one: every flush is hashed
- * once, in order, and the rest at close. */
+/* Many buffers' worth, ending part way into one: every buffer goes through
+ * the writing thread and each of its buffers is reused, is hashed once, in
+ * order, and the rest at close. */
 static void
 test_digests_larger_than_buffer(void)
 {
 	g_autoptr(GArray) heart = g_array_new(FALSE, FALSE, sizeof(AmuSample));
 	g_autoptr(GArray) track = g_array_new(FALSE, FALSE, sizeof(AmuSample));
 
-	for (gint64 i = 0; i < 20000; i++) {
+	for (gint64 i = 0; i < 60000; i++) {
 		AmuSample beat = { T0 + i * 1000,
 				   AMU_CATEGORY_HEART_RATE,
 				   { 50 + (gint32)(i % 97) } };
