@@ -417,6 +417,45 @@ checked "bundle.json: a Bundle of the store's heart rate and steps" fhir "$work/
 run export verify "$work/e-fhir"
 expect_rc 0 $rc "export verify passes on the FHIR export"
 
+# ---- an export killed part way (SIGKILL once bundle.json passes 1 MiB, so
+# its writing thread is running) leaves nothing verify accepts, no access
+# entry, and a ledger that still verifies
+entries_before=$(sqlite3 "$work/h/amulet.db" "SELECT count(*) FROM consent_ledger")
+"$PY" - "$b/amulet" "$work/h" "$g_raw" "$work/e-killed" >"$work/kill.out" 2>&1 <<'KILL'
+import os, signal, subprocess, sys, time
+amulet, data_dir, grant, out = sys.argv[1:5]
+p = subprocess.Popen([amulet, "--data-dir", data_dir, "export", "watch", "--grant", grant,
+                      "--format", "fhir", "--out", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+path = os.path.join(out, "bundle.json")
+deadline = time.monotonic() + 30
+size = 0
+while time.monotonic() < deadline and p.poll() is None:
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        size = 0
+    if size >= 1 << 20:
+        os.kill(p.pid, signal.SIGKILL)
+        break
+p.wait()
+print("killed at %d bytes" % size if p.returncode == -signal.SIGKILL else "exited %d first" % p.returncode)
+KILL
+if grep -q "^killed at" "$work/kill.out"; then ok "export killed part way: $(cat "$work/kill.out")"; else bad "the export was not killed part way: $(cat "$work/kill.out")"; fi
+run export verify "$work/e-killed"
+if [ "$rc" != 0 ]; then ok "verify refuses the killed export (exit $rc): $(head -1 "$work/err")"; else bad "verify accepted a killed export"; fi
+entries_after=$(sqlite3 "$work/h/amulet.db" "SELECT count(*) FROM consent_ledger")
+[ "$entries_after" = "$entries_before" ] && ok "the killed export left no access entry ($entries_after entries)" || bad "ledger went from $entries_before to $entries_after entries"
+run consent log --verify
+expect_rc 0 $rc "consent log --verify after the killed export"
+run export watch --grant "$g_raw" --format fhir --out "$work/e-killed"
+expect_rc 1 $rc "export into the killed export's directory is refused"
+expect_grep "not empty" "$work/err" "the refusal says the directory is not empty"
+run export watch --grant "$g_raw" --format fhir --out "$work/e-after-kill"
+expect_rc 0 $rc "the same export into a new directory"
+run export verify "$work/e-after-kill"
+expect_rc 0 $rc "verify passes on it"
+if "$PY" -c "import json,sys; a,b=(json.load(open(f))['entry'] for f in sys.argv[1:]); assert a == b and a" "$work/e-fhir/bundle.json" "$work/e-after-kill/bundle.json"; then ok "its entries are those of the export made before the kill"; else bad "its entries differ from the export made before the kill"; fi
+
 # ---- verify catches edits, additions and another owner's signature
 cp -a "$work/e-csv" "$work/t-digit"
 check flip-digit "$work/t-digit/heart_rate.csv" 100
