@@ -27,6 +27,19 @@ struct AmuLedger {
 	 * change to an entry's content, hash or signature misses the cache
 	 * and is verified in full. */
 	GByteArray *verified;
+	/* The whole chain as the last full walk verified it, kept while the
+	 * database has not changed since: PRAGMA data_version moves when
+	 * another connection commits, sqlite3_total_changes64() when this one
+	 * writes anything (our own appends update the copy). A walk then only
+	 * checks the head file and hands out the entries. */
+	struct {
+		GPtrArray *entries; /* Amulet__V1__LedgerEntry, unpacked; NULL while none */
+		GPtrArray *ids;
+		uint8_t last[AMU_LEDGER_HASHBYTES];
+		uint8_t before_last[AMU_LEDGER_HASHBYTES];
+		sqlite3_int64 data_version;
+		sqlite3_int64 changes;
+	} chain;
 };
 
 AmuLedger *
@@ -49,6 +62,8 @@ amu_ledger_free(AmuLedger *ledger)
 		return;
 	sodium_free(ledger->secret_key);
 	g_byte_array_unref(ledger->verified);
+	g_clear_pointer(&ledger->chain.entries, g_ptr_array_unref);
+	g_clear_pointer(&ledger->chain.ids, g_ptr_array_unref);
 	amu_store_unref(ledger->store);
 	g_free(ledger);
 }
@@ -195,6 +210,66 @@ tampered(GError **error, uint64_t seq, const char *what)
 	return FALSE;
 }
 
+static void
+entry_free(gpointer entry)
+{
+	amulet__v1__ledger_entry__free_unpacked(entry, NULL);
+}
+
+/* the database's state, as the kept chain remembers it */
+static gboolean
+ledger_db_state(AmuLedger *ledger, sqlite3_int64 *data_version, sqlite3_int64 *changes)
+{
+	sqlite3 *db = amu_store_get_db(ledger->store);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &stmt, NULL) != SQLITE_OK ||
+	    sqlite3_step(stmt) != SQLITE_ROW)
+		return FALSE;
+	*data_version = sqlite3_column_int64(stmt, 0);
+	*changes = sqlite3_total_changes64(db);
+	return TRUE;
+}
+
+static void
+ledger_forget_chain(AmuLedger *ledger)
+{
+	g_clear_pointer(&ledger->chain.entries, g_ptr_array_unref);
+	g_clear_pointer(&ledger->chain.ids, g_ptr_array_unref);
+}
+
+/* The kept chain, if the database is as it was then: its head file is
+ * checked again (it lives outside the database), then @func sees each
+ * entry. Returns FALSE with @handled FALSE when a full walk is needed. */
+static gboolean
+ledger_walk_kept(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last_hash[AMU_LEDGER_HASHBYTES],
+		 uint64_t *count, gboolean *handled, GError **error)
+{
+	g_autoptr(GPtrArray) entries = NULL;
+	g_autoptr(GPtrArray) ids = NULL;
+	sqlite3_int64 data_version, changes;
+
+	*handled = FALSE;
+	if (ledger->chain.entries == NULL || !ledger_db_state(ledger, &data_version, &changes) ||
+	    data_version != ledger->chain.data_version || changes != ledger->chain.changes)
+		return FALSE;
+	*handled = TRUE;
+	/* held, so a callback that appends cannot free them under us */
+	entries = g_ptr_array_ref(ledger->chain.entries);
+	ids = g_ptr_array_ref(ledger->chain.ids);
+	if (!ledger_check_head_file(ledger, entries->len, ledger->chain.last, ledger->chain.before_last, error)) {
+		ledger_forget_chain(ledger);
+		return FALSE;
+	}
+	memcpy(last_hash, ledger->chain.last, AMU_LEDGER_HASHBYTES);
+	for (guint i = 0; i < entries->len; i++) {
+		if (func != NULL && !func(g_ptr_array_index(entries, i), g_ptr_array_index(ids, i), user_data, error))
+			return FALSE;
+	}
+	*count = entries->len;
+	return TRUE;
+}
+
 /* Walks the chain; on success @last_hash and @count describe its end. */
 static gboolean
 ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last_hash[AMU_LEDGER_HASHBYTES],
@@ -202,13 +277,24 @@ ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last
 {
 	sqlite3 *db = amu_store_get_db(ledger->store);
 	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(entry_free);
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
 	uint8_t prev[AMU_LEDGER_HASHBYTES] = {0};
 	uint8_t prev_prev[AMU_LEDGER_HASHBYTES] = {0};
 	uint8_t head_hash[AMU_LEDGER_HASHBYTES];
 	uint64_t expected = 0, head_seq = 0;
-	gboolean head_present = FALSE;
+	gboolean head_present = FALSE, handled = FALSE, ok_kept;
+	sqlite3_int64 data_version = 0, changes = 0;
+	gboolean have_state;
 	int rc;
 
+	ok_kept = ledger_walk_kept(ledger, func, user_data, last_hash, count, &handled, error);
+	if (handled)
+		return ok_kept;
+	ledger_forget_chain(ledger);
+	/* the state before reading: a commit by anyone during the walk makes
+	 * the next walk a full one */
+	have_state = ledger_db_state(ledger, &data_version, &changes);
 	if (!ledger_read_head(ledger, &head_present, &head_seq, head_hash, error))
 		return FALSE;
 	rc = sqlite3_prepare_v2(db, "SELECT seq, sealed, hash, signature FROM consent_ledger ORDER BY seq", -1, &stmt,
@@ -221,7 +307,7 @@ ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last
 		const uint8_t *signature = sqlite3_column_blob(stmt, 3);
 		uint8_t ad[32], hash[AMU_LEDGER_HASHBYTES];
 		g_autoptr(GBytes) plain = NULL;
-		g_autofree char *id = NULL;
+		char *id;
 		Amulet__V1__LedgerEntry *entry;
 		gboolean ok = TRUE;
 
@@ -256,9 +342,10 @@ ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last
 			return tampered(error, seq, "it does not follow the entry before it");
 		}
 		id = hash_to_id(hash);
+		g_ptr_array_add(entries, entry);
+		g_ptr_array_add(ids, id);
 		if (func != NULL)
 			ok = func(entry, id, user_data, error);
-		amulet__v1__ledger_entry__free_unpacked(entry, NULL);
 		if (!ok)
 			return FALSE;
 		memcpy(prev_prev, prev, sizeof(prev));
@@ -281,6 +368,14 @@ ledger_walk(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, uint8_t last
 		return FALSE;
 	memcpy(last_hash, prev, AMU_LEDGER_HASHBYTES);
 	*count = expected;
+	if (have_state) {
+		ledger->chain.entries = g_steal_pointer(&entries);
+		ledger->chain.ids = g_steal_pointer(&ids);
+		memcpy(ledger->chain.last, prev, AMU_LEDGER_HASHBYTES);
+		memcpy(ledger->chain.before_last, prev_prev, AMU_LEDGER_HASHBYTES);
+		ledger->chain.data_version = data_version;
+		ledger->chain.changes = changes;
+	}
 	return TRUE;
 }
 
@@ -300,7 +395,7 @@ amu_ledger_foreach(AmuLedger *ledger, AmuLedgerFunc func, void *user_data, guint
 
 static gboolean
 ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t now_ms, char **id,
-		     uint8_t head[8 + AMU_LEDGER_HASHBYTES], GError **error)
+		     uint8_t head[8 + AMU_LEDGER_HASHBYTES], Amulet__V1__LedgerEntry **appended, GError **error)
 {
 	sqlite3 *db = amu_store_get_db(ledger->store);
 	g_autoptr(sqlite3_stmt) stmt = NULL;
@@ -325,6 +420,8 @@ ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t 
 	entry->prev_hash.len = 0;
 	entry_hash(hash, packed, len);
 	crypto_sign_detached(signature, NULL, hash, sizeof(hash), ledger->secret_key);
+	/* as a walk would hand it out, for the kept chain */
+	*appended = amulet__v1__ledger_entry__unpack(NULL, len, packed);
 	sealed = amu_store_seal(ledger->store, ad, entry_ad(ad, count), packed, len);
 	sodium_memzero(packed, len);
 	rc = sqlite3_prepare_v2(db, "INSERT INTO consent_ledger(seq, sealed, hash, signature) VALUES(?1, ?2, ?3, ?4)", -1,
@@ -350,20 +447,50 @@ ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t 
 	return TRUE;
 }
 
+/* The entry @head ends the chain now: the kept chain, if it was current
+ * before the append, takes it (and this connection's own writes). */
+static void
+ledger_keep_appended(AmuLedger *ledger, Amulet__V1__LedgerEntry *appended, const uint8_t head[8 + AMU_LEDGER_HASHBYTES])
+{
+	uint64_t seq = 0;
+
+	for (int i = 0; i < 8; i++)
+		seq |= (uint64_t)head[i] << (8 * i);
+	if (ledger->chain.entries == NULL || appended == NULL || seq != ledger->chain.entries->len) {
+		ledger_forget_chain(ledger);
+		if (appended != NULL)
+			entry_free(appended);
+		return;
+	}
+	g_ptr_array_add(ledger->chain.entries, appended);
+	g_ptr_array_add(ledger->chain.ids, hash_to_id(head + 8));
+	memcpy(ledger->chain.before_last, ledger->chain.last, AMU_LEDGER_HASHBYTES);
+	memcpy(ledger->chain.last, head + 8, AMU_LEDGER_HASHBYTES);
+	/* data_version stays as read before: a commit by another connection
+	 * since then still forces a full walk */
+	ledger->chain.changes = sqlite3_total_changes64(amu_store_get_db(ledger->store));
+}
+
 gboolean
 amu_ledger_append(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t now_ms, char **id, GError **error)
 {
 	uint8_t head[8 + AMU_LEDGER_HASHBYTES];
+	Amulet__V1__LedgerEntry *appended = NULL;
 
 	g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
 	if (!amu_store_begin(ledger->store, error))
 		return FALSE;
-	if (!ledger_append_locked(ledger, entry, now_ms, id, head, error) || !amu_store_commit(ledger->store, error)) {
+	if (!ledger_append_locked(ledger, entry, now_ms, id, head, &appended, error) ||
+	    !amu_store_commit(ledger->store, error)) {
 		amu_store_rollback(ledger->store);
+		ledger_forget_chain(ledger);
+		if (appended != NULL)
+			entry_free(appended);
 		if (id != NULL)
 			g_clear_pointer(id, g_free);
 		return FALSE;
 	}
+	ledger_keep_appended(ledger, appended, head);
 	if (!ledger_write_head_file(ledger, head, error)) {
 		g_prefix_error(error, "the entry is recorded, but its head file could not be written: ");
 		return FALSE;

@@ -467,6 +467,84 @@ test_verified_pair_moved(void)
 	assert_broken(fixture, AMU_ERROR_TAMPERED, 2, "hash does not match");
 }
 
+/* Another connection (another process, in real use) changes the table
+ * after a walk kept the chain: PRAGMA data_version moves, and the next walk
+ * verifies everything again. */
+static void
+test_other_connection_after_kept_walk(void)
+{
+	g_autoptr(Fixture) fixture = fixture_new();
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = g_build_filename(fixture->dir, DB_NAME, NULL);
+	sqlite3 *other = NULL;
+	guint64 n = 0;
+
+	CU_ASSERT_TRUE(amu_ledger_foreach(fixture->ledger, NULL, NULL, &n, &error));
+	CU_ASSERT_EQUAL(n, N_ENTRIES);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(other,
+				     "UPDATE consent_ledger SET signature = "
+				     "(SELECT signature FROM consent_ledger WHERE seq = 0) WHERE seq = 2",
+				     NULL, NULL, NULL),
+			SQLITE_OK);
+	sqlite3_close(other);
+	assert_broken(fixture, AMU_ERROR_BAD_SIGNATURE, 2, "not signed by");
+}
+
+/* The head file lives outside the database: a walk from the kept chain
+ * still checks it. */
+static void
+test_head_file_after_kept_walk(void)
+{
+	g_autoptr(Fixture) fixture = fixture_new();
+	g_autoptr(GError) error = NULL;
+	g_autofree char *head_file = g_build_filename(fixture->dir, "consent-ledger.head", NULL);
+
+	CU_ASSERT_TRUE(amu_ledger_foreach(fixture->ledger, NULL, NULL, NULL, &error));
+	CU_ASSERT_EQUAL(g_unlink(head_file), 0);
+	CU_ASSERT_FALSE(amu_ledger_foreach(fixture->ledger, NULL, NULL, NULL, &error));
+	AMU_ASSERT_ERROR(error, AMU_ERROR_TAMPERED);
+	CU_ASSERT_PTR_NOT_NULL(error != NULL ? strstr(error->message, "outside the database is missing") : NULL);
+}
+
+/* Appends go onto the kept chain; what a walk then hands out is what a
+ * new ledger object, verifying all of it, reads from the database. */
+static void
+test_appends_keep_the_chain(void)
+{
+	g_autoptr(Fixture) fixture = fixture_new();
+	g_autoptr(GError) error = NULL;
+	Collected kept = {0}, fresh = {0};
+	AmuLedger *other;
+	g_autofree char *id = NULL;
+	guint64 n = 0;
+
+	CU_ASSERT_TRUE(amu_ledger_foreach(fixture->ledger, NULL, NULL, &n, &error));
+	CU_ASSERT_TRUE_FATAL(append_access(fixture->ledger, fixture->ids[0], "after a kept walk", 9000, &id, &error));
+	CU_ASSERT_TRUE(amu_ledger_foreach(fixture->ledger, collect_cb, &kept, &n, &error));
+	CU_ASSERT_PTR_NULL(error);
+	CU_ASSERT_EQUAL(n, N_ENTRIES + 1);
+	other = amu_ledger_new(fixture->store, fixture->public_key, fixture->secret_key);
+	CU_ASSERT_TRUE(amu_ledger_foreach(other, collect_cb, &fresh, &n, &error));
+	CU_ASSERT_EQUAL(n, N_ENTRIES + 1);
+	CU_ASSERT_EQUAL_FATAL(kept.n, fresh.n);
+	for (guint i = 0; i < kept.n; i++) {
+		CU_ASSERT_EQUAL(kept.seq[i], fresh.seq[i]);
+		CU_ASSERT_EQUAL(kept.time_ms[i], fresh.time_ms[i]);
+		CU_ASSERT_EQUAL(kept.body[i], fresh.body[i]);
+		CU_ASSERT_STRING_EQUAL(kept.ids[i], fresh.ids[i]);
+		CU_ASSERT_STRING_EQUAL(kept.detail[i], fresh.detail[i]);
+	}
+	CU_ASSERT_STRING_EQUAL(kept.ids[N_ENTRIES], id);
+	CU_ASSERT_STRING_EQUAL(kept.detail[N_ENTRIES], "after a kept walk");
+	collected_clear(&kept);
+	collected_clear(&fresh);
+	amu_ledger_free(other);
+	/* and tampering with the appended entry is still seen */
+	flip_byte(fixture->store, "signature", N_ENTRIES, 7);
+	assert_broken(fixture, AMU_ERROR_BAD_SIGNATURE, N_ENTRIES, "not signed by");
+}
+
 static void
 test_delete_last(void)
 {
@@ -600,6 +678,9 @@ AMU_TEST_MAIN("ledger", { "append and foreach", test_append_and_foreach }, { "em
 	      { "flip hash byte", test_flip_hash_byte }, { "flip signature byte", test_flip_signature_byte },
 	      { "tamper after a verified walk", test_tamper_after_verified_walk },
 	      { "verified hash and signature moved", test_verified_pair_moved },
+	      { "another connection after a kept walk", test_other_connection_after_kept_walk },
+	      { "head file after a kept walk", test_head_file_after_kept_walk },
+	      { "appends keep the chain", test_appends_keep_the_chain },
 	      { "delete last", test_delete_last }, { "delete middle", test_delete_middle },
 	      { "swap seq", test_swap_seq }, { "delete all rows, keep the head", test_delete_all_keep_head },
 	      { "delete the head", test_delete_head },
