@@ -11,14 +11,16 @@ G_BEGIN_DECLS
 /* One file of an export, written as a stream. Records are copied into a
  * buffer; a full buffer is handed to a thread of the stream's own that
  * write()s it, hashes it with SHA-256 and starts its writeback, so the
- * caller goes on formatting while the disk and the hash catch up. A file
- * that closes before its first buffer fills never starts the thread.
+ * caller goes on formatting while the disk and the hash catch up. The
+ * first 2 MiB of a file are written and hashed in the caller's thread, so
+ * a small file never starts one.
  *
  * Writes are checked by amu_export_stream_check(), once per record or so:
  * the first failure (its errno) is kept, and every later write is dropped.
  * Only the caller's thread calls these functions. */
 
 #define AMU_EXPORT_STREAM_BUFFER_SIZE (256 * 1024)
+#define AMU_EXPORT_STREAM_THREAD_AFTER (2 * 1024 * 1024)
 
 typedef struct AmuExportStreamWorker AmuExportStreamWorker;
 

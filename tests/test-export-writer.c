@@ -1065,16 +1065,16 @@ test_digests_every_format(void)
 	}
 }
 
-/* Many buffers' worth, ending part way into one: every buffer goes through
- * the writing thread and each of its buffers is reused, is hashed once, in
- * order, and the rest at close. */
+/* Many buffers' worth, ending part way into one: the first ones written in
+ * the caller's thread, then every buffer of the writing thread used and
+ * reused; each byte hashed once, in order, and the rest at close. */
 static void
 test_digests_larger_than_buffer(void)
 {
 	g_autoptr(GArray) heart = g_array_new(FALSE, FALSE, sizeof(AmuSample));
 	g_autoptr(GArray) track = g_array_new(FALSE, FALSE, sizeof(AmuSample));
 
-	for (gint64 i = 0; i < 60000; i++) {
+	for (gint64 i = 0; i < 120000; i++) {
 		AmuSample beat = { T0 + i * 1000,
 				   AMU_CATEGORY_HEART_RATE,
 				   { 50 + (gint32)(i % 97) } };
@@ -1088,15 +1088,15 @@ test_digests_larger_than_buffer(void)
 	}
 	for (int format = AMU_EXPORT_FORMAT_JSON; format <= AMU_EXPORT_FORMAT_GPX; format++) {
 		GArray *samples = format == AMU_EXPORT_FORMAT_GPX ? track : heart;
+		/* FHIR is 600 bytes a sample: a sixth of them is enough */
+		guint n = format == AMU_EXPORT_FORMAT_FHIR ? samples->len / 6 : samples->len;
 		g_autoptr(GPtrArray) files = NULL;
-		g_autoptr(Scratch) scratch = scratch_export(format,
-							    AMU_GRANULARITY_RAW,
-							    (const AmuSample *)samples->data,
-							    samples->len,
-							    &files);
+		g_autoptr(Scratch) scratch = scratch_export(
+		  format, AMU_GRANULARITY_RAW, (const AmuSample *)samples->data, n, &files);
 
 		CU_ASSERT_EQUAL(files->len, 1);
-		CU_ASSERT_TRUE(largest_file(files) > 4 * WRITER_BUFFER_SIZE);
+		/* past the bytes written before the thread starts, by every buffer */
+		CU_ASSERT_TRUE(largest_file(files) > AMU_EXPORT_STREAM_THREAD_AFTER + 4 * WRITER_BUFFER_SIZE);
 		CU_ASSERT_TRUE(largest_file(files) % WRITER_BUFFER_SIZE != 0);
 		CU_ASSERT_TRUE(digests_match_disk(scratch->out, files));
 	}
@@ -1212,7 +1212,7 @@ error_is(const GError *error, AmuError code, const char *file)
 }
 
 static void
-fill_disk_while_streaming(const char *dir)
+fill_disk_while_streaming(const char *dir, gint64 n_samples)
 {
 	g_autoptr(AmuExportWriter) writer = NULL;
 	g_autoptr(GError) error = NULL;
@@ -1221,7 +1221,7 @@ fill_disk_while_streaming(const char *dir)
 
 	writer = amu_export_writer_new(AMU_EXPORT_FORMAT_CSV, dir, &test_info, &error);
 	EXPECT(writer != NULL);
-	for (gint64 i = 0; i < 100000 && !failed; i++) {
+	for (gint64 i = 0; i < n_samples && !failed; i++) {
 		AmuSample sample = { T0 + i * 1000, AMU_CATEGORY_HEART_RATE, { 60 + i % 100 } };
 		failed = !amu_export_writer_add(writer, &sample, &error);
 	}
@@ -1259,7 +1259,9 @@ fill_disk_before_finish(const char *dir)
 }
 
 /* A full disk is reported: by add() while the samples stream, and by
- * finish() when what is left in the buffer does not fit. */
+ * finish() when what is left in the buffer does not fit; and when the
+ * writing thread, past the file's first megabytes, is the one that finds
+ * the disk full. */
 static void
 test_disk_full(void)
 {
@@ -1267,10 +1269,17 @@ test_disk_full(void)
 
 	if (dir == NULL)
 		return;
-	fill_disk_while_streaming(dir);
+	fill_disk_while_streaming(dir, 100000);
 	empty_dir(dir);
 	fill_disk_before_finish(dir);
 	empty_dir(dir);
+	unmount_tmpfs(dir);
+	/* 3 MiB: full once the thread has taken over; 200,000 rows are 5.8 MB,
+	 * so add() sees it while the rows still stream */
+	dir = mount_tmpfs(0, "size=3m,mode=0700");
+	if (dir == NULL)
+		return;
+	fill_disk_while_streaming(dir, 200000);
 	unmount_tmpfs(dir);
 }
 
