@@ -417,7 +417,7 @@ checked "bundle.json: a Bundle of the store's heart rate and steps" fhir "$work/
 run export verify "$work/e-fhir"
 expect_rc 0 $rc "export verify passes on the FHIR export"
 
-# ---- an export killed part way (SIGKILL once bundle.json passes 1 MiB, so
+# ---- an export killed part way (SIGKILL once bundle.json passes 4 MiB, so
 # its writing thread is running) leaves nothing verify accepts, no access
 # entry, and a ledger that still verifies
 entries_before=$(sqlite3 "$work/h/amulet.db" "SELECT count(*) FROM consent_ledger")
@@ -434,7 +434,7 @@ while time.monotonic() < deadline and p.poll() is None:
         size = os.stat(path).st_size
     except FileNotFoundError:
         size = 0
-    if size >= 1 << 20:
+    if size >= 4 << 20:
         os.kill(p.pid, signal.SIGKILL)
         break
 p.wait()
