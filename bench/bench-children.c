@@ -221,3 +221,16 @@ bench_children_init(const char *prefix, GError **error)
 	signal(SIGPIPE, SIG_IGN);
 	return bench_temp_root;
 }
+
+gboolean
+bench_sqlite_exec(sqlite3 *db, const char *sql, GError **error)
+{
+	char *message = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", sql, message);
+		sqlite3_free(message);
+		return FALSE;
+	}
+	return TRUE;
+}

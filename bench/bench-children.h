@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -16,6 +17,8 @@ double bench_wall_seconds(void);
 double bench_cpu_seconds(const struct rusage *usage);
 /* removes @path and everything under it (NULL: nothing); links are not followed */
 void bench_remove_tree(const char *path);
+/* sqlite3_exec() of @sql, its message in @error (G_IO_ERROR_FAILED) */
+gboolean bench_sqlite_exec(sqlite3 *db, const char *sql, GError **error);
 
 /* Makes the scratch directory (/tmp/PREFIX-XXXXXX), and on exit or on
  * SIGINT/SIGTERM/SIGHUP stops every child and removes it; SIGPIPE is

@@ -34,19 +34,6 @@
 /* ------------------------------------------------------------ plain table */
 
 static gboolean
-sqlite_exec(sqlite3 *db, const char *sql, GError **error)
-{
-	char *message = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) {
-		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "%s: %s", sql, message);
-		sqlite3_free(message);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
 sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt, GError **error)
 {
 	if (sqlite3_prepare_v2(db, sql, -1, stmt, NULL) != SQLITE_OK) {
@@ -76,7 +63,7 @@ bench_baseline_fill(BenchDataSet *set, GError **error)
 		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "cannot open %s", set->baseline_db);
 		return FALSE;
 	}
-	if (!sqlite_exec(db,
+	if (!bench_sqlite_exec(db,
 			 "PRAGMA journal_mode = WAL;"
 			 "CREATE TABLE samples(timestamp_ms INTEGER NOT NULL, category INTEGER NOT NULL,"
 			 " v1 INTEGER NOT NULL, v2 INTEGER NOT NULL, v3 INTEGER NOT NULL);"
@@ -103,7 +90,7 @@ bench_baseline_fill(BenchDataSet *set, GError **error)
 		g_propagate_error(error, error_local);
 		return FALSE;
 	}
-	return sqlite_exec(db,
+	return bench_sqlite_exec(db,
 			   "COMMIT;"
 			   "CREATE INDEX samples_order ON samples(category, timestamp_ms);"
 			   "PRAGMA wal_checkpoint(TRUNCATE)",
@@ -127,6 +114,34 @@ format_filter(AmuExportFormat format)
 	return "";
 }
 
+/* Both fprintf baselines start alike: the plain table, its SELECT in the
+ * export's order, and a new file buffered with @buffer
+ * (BENCH_BASELINE_BUFFER_SIZE bytes). @t0: when the timed part began,
+ * after opening the database. */
+static gboolean
+baseline_open(const BenchDataSet *set, AmuExportFormat format, const char *out_path, char *buffer, sqlite3 **db,
+	      sqlite3_stmt **select, FILE **out, double *t0, GError **error)
+{
+	g_autofree char *sql = g_strdup_printf("SELECT timestamp_ms, category, v1, v2, v3 FROM samples%s"
+					       " ORDER BY category, timestamp_ms",
+					       format_filter(format));
+
+	if (sqlite3_open_v2(set->baseline_db, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "cannot open %s", set->baseline_db);
+		return FALSE;
+	}
+	*t0 = bench_wall_seconds();
+	if (!sqlite_prepare(*db, sql, select, error))
+		return FALSE;
+	*out = fopen(out_path, "wx");
+	if (*out == NULL) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", out_path, g_strerror(errno));
+		return FALSE;
+	}
+	setvbuf(*out, buffer, _IOFBF, BENCH_BASELINE_BUFFER_SIZE);
+	return TRUE;
+}
+
 /* The baseline: one SELECT in the export's order, one fprintf() a row into
  * a file with the writer's buffer size, fsync at the end. */
 gboolean
@@ -135,27 +150,13 @@ bench_baseline_run(const BenchDataSet *set, AmuExportFormat format, const char *
 {
 	g_autoptr(sqlite3) db = NULL;
 	g_autoptr(sqlite3_stmt) select = NULL;
-	g_autofree char *sql = g_strdup_printf("SELECT timestamp_ms, category, v1, v2, v3 FROM samples%s"
-					       " ORDER BY category, timestamp_ms",
-					       format_filter(format));
 	g_autofree char *buffer = g_malloc(BENCH_BASELINE_BUFFER_SIZE);
 	FILE *out;
 	int rc;
 	double t0;
 
-	if (sqlite3_open_v2(set->baseline_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "cannot open %s", set->baseline_db);
+	if (!baseline_open(set, format, out_path, buffer, &db, &select, &out, &t0, error))
 		return FALSE;
-	}
-	t0 = bench_wall_seconds();
-	if (!sqlite_prepare(db, sql, &select, error))
-		return FALSE;
-	out = fopen(out_path, "wx");
-	if (out == NULL) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", out_path, g_strerror(errno));
-		return FALSE;
-	}
-	setvbuf(out, buffer, _IOFBF, BENCH_BASELINE_BUFFER_SIZE);
 	*rows = 0;
 	while ((rc = sqlite3_step(select)) == SQLITE_ROW) {
 		fprintf(out, "%lld,%d,%d,%d,%d\n", (long long)sqlite3_column_int64(select, 0),
@@ -553,27 +554,13 @@ bench_baseline_same_output_run(const BenchDataSet *set, AmuExportFormat format, 
 {
 	g_autoptr(sqlite3) db = NULL;
 	g_autoptr(sqlite3_stmt) select = NULL;
-	g_autofree char *sql = g_strdup_printf("SELECT timestamp_ms, category, v1, v2, v3 FROM samples%s"
-					       " ORDER BY category, timestamp_ms",
-					       format_filter(format));
 	g_autofree char *buffer = g_malloc(BENCH_BASELINE_BUFFER_SIZE);
 	SameOutput s = {.format = format, .head = head, .categories = categories};
 	int rc;
 	double t0;
 
-	if (sqlite3_open_v2(set->baseline_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "cannot open %s", set->baseline_db);
+	if (!baseline_open(set, format, out_path, buffer, &db, &select, &s.out, &t0, error))
 		return FALSE;
-	}
-	t0 = bench_wall_seconds();
-	if (!sqlite_prepare(db, sql, &select, error))
-		return FALSE;
-	s.out = fopen(out_path, "wx");
-	if (s.out == NULL) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "%s: %s", out_path, g_strerror(errno));
-		return FALSE;
-	}
-	setvbuf(s.out, buffer, _IOFBF, BENCH_BASELINE_BUFFER_SIZE);
 	categories->n = 0;
 	same_output_begin(&s);
 	*rows = 0;

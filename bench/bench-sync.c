@@ -409,19 +409,6 @@ ingest_run(IngestData *data, const char *dir, gboolean durable, double *seconds,
 	return ok;
 }
 
-static gboolean
-sqlite_exec(sqlite3 *db, const char *sql, GError **error)
-{
-	char *message = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) {
-		g_set_error(error, AMU_ERROR, AMU_ERROR_STORE, "%s: %s", sql, message);
-		sqlite3_free(message);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 /* the baseline: one plain row per sample, the same transactions and pragmas */
 static gboolean
 raw_run(IngestData *data, const char *dir, gboolean durable, double *seconds, GError **error)
@@ -434,10 +421,10 @@ raw_run(IngestData *data, const char *dir, gboolean durable, double *seconds, GE
 
 	g_mkdir_with_parents(dir, 0700);
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
-	    !sqlite_exec(db, durable ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL"
+	    !bench_sqlite_exec(db, durable ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL"
 				     : "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF",
 			 error) ||
-	    !sqlite_exec(db,
+	    !bench_sqlite_exec(db,
 			 "CREATE TABLE samples(device TEXT NOT NULL, category INTEGER NOT NULL,"
 			 " timestamp INTEGER NOT NULL, value0 INTEGER, value1 INTEGER, value2 INTEGER)",
 			 error))
@@ -453,7 +440,7 @@ raw_run(IngestData *data, const char *dir, gboolean durable, double *seconds, GE
 		/* the same commits as the ingest: one per group of batches */
 		for (guint g = b; g < MIN(b + AMU_SYNC_DEFAULT_WINDOW, data->batch_sizes->len); g++)
 			n += g_array_index(data->batch_sizes, guint, g);
-		if (!sqlite_exec(db, "BEGIN IMMEDIATE", error))
+		if (!bench_sqlite_exec(db, "BEGIN IMMEDIATE", error))
 			return FALSE;
 		for (guint i = offset; i < offset + n; i++) {
 			const AmuSample *sample = &g_array_index(data->samples, AmuSample, i);
@@ -473,7 +460,7 @@ raw_run(IngestData *data, const char *dir, gboolean durable, double *seconds, GE
 			}
 			sqlite3_reset(insert);
 		}
-		if (!sqlite_exec(db, "COMMIT", error))
+		if (!bench_sqlite_exec(db, "COMMIT", error))
 			return FALSE;
 		offset += n;
 	}
