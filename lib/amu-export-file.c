@@ -45,7 +45,7 @@ struct AmuExportSync {
 
 struct AmuExportStreamWorker {
 	int fd;
-	GThread *thread;    /* NULL until the first buffer is full, or if none could start */
+	GThread *thread;    /* NULL until the file passes THREAD_AFTER, or if none could start */
 	gboolean no_thread; /* g_thread_try_new() failed: write in the caller's thread */
 	GAsyncQueue *full;  /* chunks to write, then &end_of_stream */
 	GAsyncQueue *empty; /* chunks written, to fill again */
@@ -262,8 +262,9 @@ worker_start(AmuExportStreamWorker *worker)
 	return TRUE;
 }
 
-/* The buffer is full (or the file ends): give it to the thread and take an
- * empty one, or write it here if there is no thread. */
+/* The buffer is full: write it here while the file is small (or no thread
+ * could start), else give it to the thread, starting it if need be, and
+ * take an empty one. */
 static void
 stream_hand_over(AmuExportStream *stream)
 {
