@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +234,82 @@ bench_sqlite_exec(sqlite3 *db, const char *sql, GError **error)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+const char *
+bench_main_begin(const char *prog, int argc, char **argv, const BenchPart *parts, guint n_parts, gboolean *wanted,
+		 const char *const *tools, int *status)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *load = NULL;
+	g_autofree char *prefix = g_strdup_printf("amu-%s", prog);
+	double one = -1, five = -1;
+	const char *temp_root;
+
+	for (guint p = 0; p < n_parts; p++)
+		wanted[p] = argc == 1;
+	for (int i = 1; i < argc; i++) {
+		guint p = 0;
+
+		while (p < n_parts && strcmp(argv[i], parts[p].name) != 0)
+			p++;
+		if (p == n_parts) {
+			fprintf(stderr, "usage: %s", prog);
+			for (guint q = 0; q < n_parts; q++)
+				fprintf(stderr, " [%s]", parts[q].name);
+			fprintf(stderr, "\n");
+			*status = 2;
+			return NULL;
+		}
+		wanted[p] = TRUE;
+	}
+	*status = 1;
+	if (sodium_init() < 0)
+		return NULL;
+	for (const char *const *tool = tools; *tool != NULL; tool++) {
+		if (access(*tool, X_OK) != 0) {
+			fprintf(stderr, "%s: build %s first (make bench does)\n", prog, *tool);
+			return NULL;
+		}
+	}
+	temp_root = bench_children_init(prefix, &error);
+	if (temp_root == NULL) {
+		fprintf(stderr, "%s: %s\n", prog, error->message);
+		return NULL;
+	}
+	if (g_file_get_contents("/proc/loadavg", &load, NULL, NULL))
+		sscanf(load, "%lf %lf", &one, &five);
+	printf("%s: %ld CPUs, load average %.2f (1 min), %.2f (5 min) before the run; other work on\n"
+	       "the machine shows in the wall times; temporary files in %s\n\n",
+	       prog, sysconf(_SC_NPROCESSORS_ONLN), one, five, temp_root);
+	*status = 0;
+	return temp_root;
+}
+
+int
+bench_run_parts(const char *prog, const char *temp_root, const BenchPart *parts, guint n_parts,
+		const gboolean *wanted)
+{
+	int status = 0;
+
+	for (guint p = 0; p < n_parts; p++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *dir = NULL;
+		gboolean ok;
+
+		if (!wanted[p])
+			continue;
+		dir = g_build_filename(temp_root, parts[p].name, NULL);
+		g_mkdir_with_parents(dir, 0700);
+		ok = parts[p].func(dir, &error);
+		bench_children_stop_all();
+		bench_remove_tree(dir);
+		if (!ok) {
+			fprintf(stderr, "%s: %s: %s\n", prog, parts[p].name, error->message);
+			status = 1;
+		}
+		printf("\n");
+		fflush(stdout);
+	}
+	return status;
 }

@@ -39,4 +39,24 @@ double bench_children_stop_all(void);
  * fails if it exits first or @deadline (bench_wall_seconds()) passes */
 gboolean bench_sim_wait_ready(pid_t pid, const char *log_path, double deadline, GError **error);
 
+/* One part of a benchmark, run in a directory of its own */
+typedef struct {
+	const char *name;
+	gboolean (*func)(const char *dir, GError **error);
+} BenchPart;
+
+/* The start of a benchmark's main(): sets @wanted to the @parts the
+ * command line names (all of them with no argument), checks that @tools
+ * (NULL-terminated paths) are built, makes the scratch directory
+ * (bench_children_init() with @prog) and prints a line with the CPUs, the
+ * load and that directory. Returns the directory, or NULL with @status set
+ * (2 for a usage error) and the reason on stderr. */
+const char *bench_main_begin(const char *prog, int argc, char **argv, const BenchPart *parts, guint n_parts,
+			     gboolean *wanted, const char *const *tools, int *status);
+/* Runs each wanted part in a new directory under @temp_root, stops its
+ * children and removes the directory after it; returns 0, or 1 if any part
+ * failed (its error on stderr). */
+int bench_run_parts(const char *prog, const char *temp_root, const BenchPart *parts, guint n_parts,
+		    const gboolean *wanted);
+
 G_END_DECLS

@@ -669,56 +669,22 @@ bench_rss(const char *dir, GError **error)
 
 /* ------------------------------------------------------------ main */
 
-typedef struct {
-	const char *name;
-	gboolean (*func)(const char *dir, GError **error);
-} Part;
-
 int
 main(int argc, char **argv)
 {
-	static const Part parts[] = {
+	static const BenchPart parts[] = {
 		{"rate", bench_rate},
 		{"rss", bench_rss},
 	};
+	const char *const tools[] = {tool_sim, tool_amulet, NULL};
 	gboolean wanted[G_N_ELEMENTS(parts)];
 	g_autoptr(GError) error = NULL;
 	g_autofree char *setup_dir = NULL;
 	int status = 0;
 
-	for (guint p = 0; p < G_N_ELEMENTS(parts); p++)
-		wanted[p] = argc == 1;
-	for (int i = 1; i < argc; i++) {
-		guint p = 0;
-		while (p < G_N_ELEMENTS(parts) && strcmp(argv[i], parts[p].name) != 0)
-			p++;
-		if (p == G_N_ELEMENTS(parts)) {
-			fprintf(stderr, "usage: bench-export [rate] [rss]\n");
-			return 2;
-		}
-		wanted[p] = TRUE;
-	}
-	if (sodium_init() < 0)
-		return 1;
-	if (access(tool_sim, X_OK) != 0 || access(tool_amulet, X_OK) != 0) {
-		fprintf(stderr, "bench-export: build %s and %s first (make bench does)\n", tool_sim, tool_amulet);
-		return 1;
-	}
-	temp_root = bench_children_init("amu-bench-export", &error);
-	if (temp_root == NULL) {
-		fprintf(stderr, "bench-export: %s\n", error->message);
-		return 1;
-	}
-	{
-		g_autofree char *load = NULL;
-		double one = -1, five = -1;
-		if (g_file_get_contents("/proc/loadavg", &load, NULL, NULL))
-			sscanf(load, "%lf %lf", &one, &five);
-		printf("bench-export: %ld CPUs, load average %.2f (1 min), %.2f (5 min) before the run; other work on\n"
-		       "the machine shows in the wall times; temporary files in %s\n\n",
-		       sysconf(_SC_NPROCESSORS_ONLN), one, five, temp_root);
-	}
-
+	temp_root = bench_main_begin("bench-export", argc, argv, parts, G_N_ELEMENTS(parts), wanted, tools, &status);
+	if (temp_root == NULL)
+		return status;
 	setup_dir = g_build_filename(temp_root, "setup", NULL);
 	g_mkdir_with_parents(setup_dir, 0700);
 	if (!setup(setup_dir, &error)) {
@@ -728,25 +694,7 @@ main(int argc, char **argv)
 	}
 	printf("\n");
 	fflush(stdout);
-	for (guint p = 0; p < G_N_ELEMENTS(parts); p++) {
-		g_autofree char *dir = NULL;
-		gboolean ok;
-
-		if (!wanted[p])
-			continue;
-		dir = g_build_filename(temp_root, parts[p].name, NULL);
-		g_mkdir_with_parents(dir, 0700);
-		ok = parts[p].func(dir, &error);
-		bench_children_stop_all();
-		bench_remove_tree(dir);
-		if (!ok) {
-			fprintf(stderr, "bench-export: %s: %s\n", parts[p].name, error->message);
-			g_clear_error(&error);
-			status = 1;
-		}
-		printf("\n");
-		fflush(stdout);
-	}
+	status = bench_run_parts("bench-export", temp_root, parts, G_N_ELEMENTS(parts), wanted);
 	{
 		g_autofree char *load = NULL;
 		double one = -1;

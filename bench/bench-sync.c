@@ -806,75 +806,21 @@ bench_many(const char *dir, GError **error)
 
 /* ------------------------------------------------------------ main */
 
-typedef struct {
-	const char *name;
-	gboolean (*func)(const char *dir, GError **error);
-} Part;
-
 int
 main(int argc, char **argv)
 {
-	static const Part parts[] = {
+	static const BenchPart parts[] = {
 		{"ingest", bench_ingest},
 		{"link", bench_link},
 		{"rss", bench_rss},
 		{"many", bench_many},
 	};
+	const char *const tools[] = {tool_sim, tool_amulet, NULL};
 	gboolean wanted[G_N_ELEMENTS(parts)];
-	g_autoptr(GError) error = NULL;
 	int status = 0;
 
-	for (guint p = 0; p < G_N_ELEMENTS(parts); p++)
-		wanted[p] = argc == 1;
-	for (int i = 1; i < argc; i++) {
-		guint p = 0;
-		while (p < G_N_ELEMENTS(parts) && strcmp(argv[i], parts[p].name) != 0)
-			p++;
-		if (p == G_N_ELEMENTS(parts)) {
-			fprintf(stderr, "usage: bench-sync [ingest] [link] [rss] [many]\n");
-			return 2;
-		}
-		wanted[p] = TRUE;
-	}
-	if (sodium_init() < 0)
-		return 1;
-	if (access(tool_sim, X_OK) != 0 || access(tool_amulet, X_OK) != 0) {
-		fprintf(stderr, "bench-sync: build %s and %s first (make bench does)\n", tool_sim, tool_amulet);
-		return 1;
-	}
-	temp_root = bench_children_init("amu-bench", &error);
-	if (temp_root == NULL) {
-		fprintf(stderr, "bench-sync: %s\n", error->message);
-		return 1;
-	}
-	{
-		g_autofree char *load = NULL;
-		double one = -1, five = -1;
-		if (g_file_get_contents("/proc/loadavg", &load, NULL, NULL))
-			sscanf(load, "%lf %lf", &one, &five);
-		printf("bench-sync: %ld CPUs, load average %.2f (1 min), %.2f (5 min) before the run; other work on\n"
-		       "the machine shows in the wall times\n\n",
-		       sysconf(_SC_NPROCESSORS_ONLN), one, five);
-	}
-
-	for (guint p = 0; p < G_N_ELEMENTS(parts); p++) {
-		g_autofree char *dir = NULL;
-		gboolean ok;
-
-		if (!wanted[p])
-			continue;
-		dir = g_build_filename(temp_root, parts[p].name, NULL);
-		g_mkdir_with_parents(dir, 0700);
-		ok = parts[p].func(dir, &error);
-		bench_children_stop_all();
-		bench_remove_tree(dir);
-		if (!ok) {
-			fprintf(stderr, "bench-sync: %s: %s\n", parts[p].name, error->message);
-			g_clear_error(&error);
-			status = 1;
-		}
-		printf("\n");
-		fflush(stdout);
-	}
-	return status;
+	temp_root = bench_main_begin("bench-sync", argc, argv, parts, G_N_ELEMENTS(parts), wanted, tools, &status);
+	if (temp_root == NULL)
+		return status;
+	return bench_run_parts("bench-sync", temp_root, parts, G_N_ELEMENTS(parts), wanted);
 }
