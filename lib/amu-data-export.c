@@ -670,10 +670,11 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 				self->n_samples++;
 			}
 			if ((++read & 0xffff) == 0) {
-				if (g_cancellable_set_error_if_cancelled(cancellable, error))
-					return FALSE;
+				/* the callback may cancel: look after it */
 				if (progress_func != NULL)
 					progress_func(self, self->n_samples, total, progress_data);
+				if (g_cancellable_set_error_if_cancelled(cancellable, error))
+					return FALSE;
 			}
 		}
 		if (error_local != NULL) {
@@ -687,6 +688,11 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 			self->n_samples++;
 		}
 	}
+	/* a last chance to cancel before the export is made complete */
+	if (progress_func != NULL)
+		progress_func(self, self->n_samples, total, progress_data);
+	if (g_cancellable_set_error_if_cancelled(cancellable, error))
+		return FALSE;
 	if (!amu_export_writer_finish(writer, &files, error))
 		return FALSE;
 	for (guint i = 0; i < files->len; i++)
@@ -700,12 +706,17 @@ export_samples(AmuDataExport *self, AmuConsent *consent, AmuDevice *device, cons
 
 /**
  * amu_data_export_run:
- * @progress_func: (nullable) (scope call): called every 65,536 samples read
+ * @progress_func: (nullable) (scope call): called every 65,536 samples read,
+ *   once more before the files are completed, and at the end
+ * @cancellable: (nullable): checked after each call of @progress_func but the
+ *   last, which may cancel it
  *
  * Checks the grant (in force, not revoked or expired, guardian approval for
  * a toy, the format possible with the granted categories), then writes the
  * export and its signed manifest, seals it if asked, and logs the access.
  * A refused export fails with %AMU_ERROR_CONSENT_DENIED and is logged too.
+ * A cancelled one fails with %G_IO_ERROR_CANCELLED, removes what it wrote
+ * and logs nothing.
  *
  * Since: 0.1
  */

@@ -456,6 +456,34 @@ run export verify "$work/e-after-kill"
 expect_rc 0 $rc "verify passes on it"
 if "$PY" -c "import json,sys; a,b=(json.load(open(f))['entry'] for f in sys.argv[1:]); assert a == b and a" "$work/e-fhir/bundle.json" "$work/e-after-kill/bundle.json"; then ok "its entries are those of the export made before the kill"; else bad "its entries differ from the export made before the kill"; fi
 
+# ---- Ctrl-C during an export (SIGINT past 4 MiB): exit 130, the directory
+# removed, no access entry, the message says so
+entries_before=$(sqlite3 "$work/h/amulet.db" "SELECT count(*) FROM consent_ledger")
+"$PY" - "$b/amulet" "$work/h" "$g_raw" "$work/e-interrupted" >"$work/int.out" 2>&1 <<'INT'
+import os, signal, subprocess, sys, time
+amulet, data_dir, grant, out = sys.argv[1:5]
+p = subprocess.Popen([amulet, "--data-dir", data_dir, "export", "watch", "--grant", grant,
+                      "--format", "fhir", "--out", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+path = os.path.join(out, "bundle.json")
+deadline = time.monotonic() + 30
+sent = False
+while time.monotonic() < deadline and p.poll() is None:
+    try:
+        if os.stat(path).st_size >= 4 << 20:
+            os.kill(p.pid, signal.SIGINT)
+            sent = True
+            break
+    except FileNotFoundError:
+        pass
+err = p.communicate()[1].decode()
+print("exit %d%s: %s" % (p.returncode, "" if sent else " (no SIGINT sent)", err.strip()))
+INT
+expect_grep "^exit 130: " "$work/int.out" "Ctrl-C during an export exits 130"
+expect_grep "interrupted: nothing was exported" "$work/int.out" "the message says nothing was exported"
+no_path "$work/e-interrupted" "what the interrupted export wrote is removed"
+entries_after=$(sqlite3 "$work/h/amulet.db" "SELECT count(*) FROM consent_ledger")
+[ "$entries_after" = "$entries_before" ] && ok "the interrupted export left no access entry" || bad "ledger went from $entries_before to $entries_after entries"
+
 # ---- verify catches edits, additions and another owner's signature
 cp -a "$work/e-csv" "$work/t-digit"
 check flip-digit "$work/t-digit/heart_rate.csv" 100

@@ -17,6 +17,7 @@ enum {
 	EXIT_NOT_FOUND = 6,
 	EXIT_LINK = 7,
 	EXIT_DENIED = 8,
+	EXIT_INTERRUPTED = 130, /* 128 + SIGINT, as a shell reports it */
 };
 
 typedef struct {

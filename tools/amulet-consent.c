@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -384,13 +385,28 @@ cli_cmd_consent(Cli *cli, int argc, char **argv)
 typedef struct {
 	gboolean tty;
 	gint64 last_us;
+	GCancellable *cancellable;
 } ExportProgress;
+
+/* Ctrl-C or SIGTERM during an export: the export is cancelled at its next
+ * progress report and removes what it wrote; a second one kills at once. */
+static volatile sig_atomic_t export_interrupted;
+
+static void
+export_interrupt_handler(int signo)
+{
+	(void)signo;
+	export_interrupted = 1;
+}
 
 static void
 export_progress_cb(AmuDataExport *export, guint64 done, guint64 total, gpointer user_data)
 {
 	ExportProgress *progress = user_data;
 	gint64 now = g_get_monotonic_time();
+
+	if (export_interrupted)
+		g_cancellable_cancel(progress->cancellable);
 
 	if (!progress->tty || now - progress->last_us < 100000)
 		return;
@@ -417,9 +433,12 @@ export_run(Cli *cli, int argc, char **argv)
 	g_autoptr(AmuConsent) consent = NULL;
 	g_autoptr(AmuDataExport) export = NULL;
 	g_autoptr(GBytes) seal_to = NULL;
-	ExportProgress progress = {isatty(STDERR_FILENO) && !cli->json, 0};
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	ExportProgress progress = {isatty(STDERR_FILENO) && !cli->json, 0, cancellable};
+	struct sigaction action = {0}, old_int, old_term;
 	AmuExportFormat format;
 	int exit_code = EXIT_OK;
+	gboolean ok;
 
 	g_option_context_add_main_entries(options, entries, NULL);
 	if (!g_option_context_parse(options, &argc, &argv, &error))
@@ -446,9 +465,26 @@ export_run(Cli *cli, int argc, char **argv)
 		fprintf(stderr, "Note: grant %s names the recipient's key; consider --seal-to with it.\n", grant_id);
 	export = amu_data_export_new(cli->context, grant_id, format, out);
 	amu_data_export_set_seal_to(export, seal_to);
-	if (!amu_data_export_run(export, export_progress_cb, &progress, NULL, &error)) {
+	action.sa_handler = export_interrupt_handler;
+	action.sa_flags = SA_RESETHAND;
+	sigemptyset(&action.sa_mask);
+	sigaction(SIGINT, &action, &old_int);
+	sigaction(SIGTERM, &action, &old_term);
+	ok = amu_data_export_run(export, export_progress_cb, &progress, cancellable, &error);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	if (!ok) {
 		if (progress.tty)
 			fputc('\n', stderr);
+		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+			g_autoptr(GError) interrupted = g_error_new(
+			  AMU_ERROR, AMU_ERROR_CANCELLED,
+			  "interrupted: nothing was exported, what was written to %s is removed, and the access log has "
+			  "no entry for it; run the same command again to export",
+			  out);
+			cli_report_error(cli, "export", interrupted);
+			return EXIT_INTERRUPTED;
+		}
 		return cli_report_error(cli, "export", error);
 	}
 	if (progress.tty)
