@@ -126,4 +126,28 @@ expect_rc 5 $? "the host itself backs off after 3 failures"
 expect_grep "this host waits" "$work/hostlock.out" "the host says it backs off"
 stop_sim lock2
 
+# --json output stays valid JSON whatever a name or path holds: a device
+# named with a quote, a backslash and a tab, and a key file path with a quote
+odd=$(printf 'my "band" \\ one\ttwo')
+start_sim odd
+host hj pair "sim:$work/odd.sock" --name "$odd" --yes >/dev/null 2>&1
+expect_rc 0 $? "pair a device named with a quote, a backslash and a tab"
+json_names() { # json_names WHAT ARGS...: amulet --json ARGS on hj parses, and names the device exactly
+	what=$1
+	shift
+	host hj --json "$@" >"$work/odd.json" 2>"$work/odd.err"
+	if "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert d.get('name') == sys.argv[2], d" "$work/odd.json" "$odd" 2>"$work/json.err"; then
+		ok "$what --json: valid JSON naming the device"
+	else
+		bad "$what --json:"; sed 's/^/    /' "$work/odd.json" "$work/json.err"
+	fi
+}
+json_names ping ping "$odd" --count 1
+json_names "update --policy" update --policy security "$odd"
+json_names "update --auto" update --auto "$odd"
+host hj --json export keygen --out "$work/key \"q\"" >"$work/odd.json" 2>&1
+json_check "$work/odd.json" "d['public_key'].endswith('key \"q\".pub')" "export keygen --json: a path with quotes"
+json_names unpair unpair "$odd"
+stop_sim odd
+
 finish

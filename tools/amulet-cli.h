@@ -27,6 +27,8 @@ typedef struct {
 } Cli;
 
 void cli_json_string(GString *out, const char *s);
+/* @s as a JSON string literal, quotes included (free with g_free) */
+char *cli_json_quote(const char *s);
 int cli_exit_code_for(const GError *error);
 /* prints the error (as JSON on stdout with --json, always on stderr) and returns the exit code */
 int cli_report_error(Cli *cli, const char *command, const GError *error);

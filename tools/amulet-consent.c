@@ -276,9 +276,10 @@ consent_revoke(Cli *cli, const char *id)
 		return exit_code;
 	if (!amu_context_revoke_consent(cli->context, id, &error))
 		return cli_report_error(cli, "consent revoke", error);
-	if (cli->json)
-		printf("{\"revoked\":\"%s\"}\n", id);
-	else
+	if (cli->json) {
+		g_autofree char *id_json = cli_json_quote(id);
+		printf("{\"revoked\":%s}\n", id_json);
+	} else
 		printf("Revoked %s: no further export under it. Copies already sent cannot be recalled;\n"
 		       "ask the recipient to delete them.\n",
 		       id);
@@ -620,9 +621,11 @@ export_keygen(Cli *cli, int argc, char **argv)
 	pub_path = g_strdup_printf("%s.pub", out);
 	if (!write_key(out, secret_key, 0600, &error) || !write_key(pub_path, public_key, 0644, &error))
 		return cli_report_error(cli, "export keygen", error);
-	if (cli->json)
-		printf("{\"secret_key\":\"%s\",\"public_key\":\"%s\"}\n", out, pub_path);
-	else
+	if (cli->json) {
+		g_autofree char *secret_json = cli_json_quote(out);
+		g_autofree char *public_json = cli_json_quote(pub_path);
+		printf("{\"secret_key\":%s,\"public_key\":%s}\n", secret_json, public_json);
+	} else
 		printf("Secret key in %s (keep it), public key in %s (give it to the owner).\n", out, pub_path);
 	return EXIT_OK;
 }

@@ -226,10 +226,10 @@ cli_cmd_update(Cli *cli, int argc, char **argv)
 			return cli_usage_error("update", "--policy takes off, security or all");
 		if (!amu_device_set_update_policy(device, policy, &error))
 			return cli_report_error(cli, "update", error);
-		if (cli->json)
-			printf("{\"name\":\"%s\",\"update_policy\":\"%s\"}\n", amu_device_get_name(device),
-			       amu_update_policy_to_string(policy));
-		else
+		if (cli->json) {
+			g_autofree char *name = cli_json_quote(amu_device_get_name(device));
+			printf("{\"name\":%s,\"update_policy\":\"%s\"}\n", name, amu_update_policy_to_string(policy));
+		} else
 			printf("Update policy of %s: %s%s\n", amu_device_get_name(device), amu_update_policy_to_string(policy),
 			       policy == AMU_UPDATE_POLICY_OFF ? " (every update waits for you)"
 			       : policy == AMU_UPDATE_POLICY_SECURITY
@@ -245,10 +245,10 @@ cli_cmd_update(Cli *cli, int argc, char **argv)
 		if (update == NULL && error != NULL)
 			return cli_report_error(cli, "update", error);
 		if (update == NULL) {
-			if (cli->json)
-				printf("{\"name\":\"%s\",\"installed\":false,\"reason\":\"no package known\"}\n",
-				       amu_device_get_name(device));
-			else
+			if (cli->json) {
+				g_autofree char *name = cli_json_quote(amu_device_get_name(device));
+				printf("{\"name\":%s,\"installed\":false,\"reason\":\"no package known\"}\n", name);
+			} else
 				printf("No update package for %s is known here.\n", amu_device_get_name(device));
 			return EXIT_OK;
 		}

@@ -63,8 +63,10 @@ cli_cmd_wipe(Cli *cli, int argc, char **argv)
 	}
 	if (!amu_device_wipe(device, flags, NULL, &error))
 		return cli_report_error(cli, "wipe", error);
-	if (cli->json)
-		printf("{\"name\":\"%s\",\"%s\":true}\n", amu_device_get_name(device), when_seen ? "queued" : "wiped");
+	if (cli->json) {
+		g_autofree char *name = cli_json_quote(amu_device_get_name(device));
+		printf("{\"name\":%s,\"%s\":true}\n", name, when_seen ? "queued" : "wiped");
+	}
 	return EXIT_OK;
 }
 
@@ -118,8 +120,10 @@ cli_cmd_transfer(Cli *cli, int argc, char **argv)
 	}
 	if (!amu_device_transfer(device, NULL, &error))
 		return cli_report_error(cli, "transfer", error);
-	if (cli->json)
-		printf("{\"name\":\"%s\",\"transferred\":true}\n", amu_device_get_name(device));
+	if (cli->json) {
+		g_autofree char *name = cli_json_quote(amu_device_get_name(device));
+		printf("{\"name\":%s,\"transferred\":true}\n", name);
+	}
 	return EXIT_OK;
 }
 

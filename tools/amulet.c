@@ -73,6 +73,15 @@ cli_json_string(GString *out, const char *s)
 	g_string_append_c(out, '"');
 }
 
+char *
+cli_json_quote(const char *s)
+{
+	GString *out = g_string_new(NULL);
+
+	cli_json_string(out, s);
+	return g_string_free(out, FALSE);
+}
+
 int
 cli_exit_code_for(const GError *error)
 {
@@ -541,8 +550,10 @@ cmd_unpair(Cli *cli, int argc, char **argv)
 		return exit_code;
 	if (!amu_context_remove_device(cli->context, device, &error))
 		return cli_report_error(cli, "unpair", error);
-	if (cli->json)
-		printf("{\"unpaired\":true,\"name\":\"%s\"}\n", amu_device_get_name(device));
+	if (cli->json) {
+		g_autofree char *name = cli_json_quote(amu_device_get_name(device));
+		printf("{\"unpaired\":true,\"name\":%s}\n", name);
+	}
 	else
 		printf("Forgot '%s' on this host. The device keeps its bond until it is reset.\n",
 		       amu_device_get_name(device));
@@ -585,12 +596,12 @@ cmd_ping(Cli *cli, int argc, char **argv)
 		if (!amu_session_ping(session, (gsize)size, NULL, &error))
 			return cli_report_error(cli, "ping", error);
 	}
-	if (cli->json)
-		printf("{\"name\":\"%s\",\"pings\":%d,\"size\":%d,\"elapsed_us\":%" G_GINT64_FORMAT
+	if (cli->json) {
+		g_autofree char *name = cli_json_quote(amu_device_get_name(device));
+		printf("{\"name\":%s,\"pings\":%d,\"size\":%d,\"elapsed_us\":%" G_GINT64_FORMAT
 		       ",\"policy_changed\":%s}\n",
-		       amu_device_get_name(device), count, size, g_get_monotonic_time() - start,
-		       new_policy != NULL ? "true" : "false");
-	else
+		       name, count, size, g_get_monotonic_time() - start, new_policy != NULL ? "true" : "false");
+	} else
 		printf("%d encrypted ping%s to '%s' answered in %.1f ms\n", count, count == 1 ? "" : "s",
 		       amu_device_get_name(device), (double)(g_get_monotonic_time() - start) / 1000.0);
 	amu_session_close(session);
