@@ -51,9 +51,8 @@ hex_prefix(const uint8_t *data, size_t len)
 
 /* ---------------------------------------------------------------- manifest */
 
-/* 1..max printable ASCII; NULL counts as empty */
-static gboolean
-name_valid(const char *text, size_t max)
+gboolean
+amu_update_name_valid(const char *text, size_t max)
 {
 	size_t len;
 
@@ -69,8 +68,8 @@ name_valid(const char *text, size_t max)
 	return TRUE;
 }
 
-static gboolean
-setting_name_valid(const char *text)
+gboolean
+amu_update_setting_name_valid(const char *text)
 {
 	size_t len;
 
@@ -103,11 +102,11 @@ manifest_check_structure(const Amulet__V1__UpdateManifest *manifest, GError **er
 							manifest->format, AMU_UPDATE_FORMAT);
 		return malformed(error, "format", rule);
 	}
-	if (!name_valid(manifest->vendor_id, AMU_UPDATE_NAME_MAX))
+	if (!amu_update_name_valid(manifest->vendor_id, AMU_UPDATE_NAME_MAX))
 		return malformed(error, "vendor_id", "is not 1..64 printable ASCII characters");
-	if (!name_valid(manifest->device_class, AMU_UPDATE_NAME_MAX))
+	if (!amu_update_name_valid(manifest->device_class, AMU_UPDATE_NAME_MAX))
 		return malformed(error, "device_class", "is not 1..64 printable ASCII characters");
-	if (!name_valid(manifest->version, AMU_UPDATE_NAME_MAX))
+	if (!amu_update_name_valid(manifest->version, AMU_UPDATE_NAME_MAX))
 		return malformed(error, "version", "is not 1..64 printable ASCII characters");
 	if (manifest->sequence == 0)
 		return malformed(error, "sequence", "is 0, and sequences start at 1");
@@ -122,7 +121,7 @@ manifest_check_structure(const Amulet__V1__UpdateManifest *manifest, GError **er
 	if (manifest->n_changed_settings > AMU_UPDATE_CHANGED_SETTINGS_MAX)
 		return malformed(error, "changed_settings", "lists more than 16 settings");
 	for (size_t i = 0; i < manifest->n_changed_settings; i++) {
-		if (!setting_name_valid(manifest->changed_settings[i]))
+		if (!amu_update_setting_name_valid(manifest->changed_settings[i]))
 			return malformed(error, "changed_settings",
 					 "holds a name that is not 1..64 of a-z, 0-9 and _");
 	}
@@ -620,7 +619,7 @@ amu_sim_image_build(const char *version, uint64_t sequence, gboolean boots, size
 	size_t header_len;
 	uint8_t *image;
 
-	g_return_val_if_fail(name_valid(version, AMU_UPDATE_NAME_MAX), NULL);
+	g_return_val_if_fail(amu_update_name_valid(version, AMU_UPDATE_NAME_MAX), NULL);
 	g_return_val_if_fail(sequence > 0, NULL);
 
 	header = g_strdup_printf("AMUFW1\nversion=%s\nsequence=%" G_GUINT64_FORMAT "\nboot=%s\n\n", version,

@@ -123,6 +123,13 @@ gboolean amu_vendor_keypair_from_file(const char *path, uint8_t pk[AMU_VENDOR_PU
 gboolean amu_vendor_key_write_new(const char *path, uint8_t pk[AMU_VENDOR_PUBLICKEYBYTES],
 				  GError **error);
 
+/* The manifest's rules for names, shared with the tool that builds
+ * packages: 1..@max printable ASCII (vendor, device class, version; NULL
+ * counts as empty), and 1..AMU_UPDATE_SETTING_NAME_MAX of [a-z0-9_] for a
+ * setting's name. */
+gboolean amu_update_name_valid(const char *text, size_t max);
+gboolean amu_update_setting_name_valid(const char *text);
+
 /* Simulated firmware images (docs/update.md "The simulated device"): a text
  * header "AMUFW1\nversion=V\nsequence=N\nboot=ok|fail\n\n" then filler (a
  * ChaCha20 keystream keyed by the header's SHA-256) up to size bytes (when

@@ -77,29 +77,6 @@ parse_date(const char *text, int64_t *ms)
 	return TRUE;
 }
 
-static gboolean
-name_valid(const char *text)
-{
-	size_t len = strlen(text);
-
-	if (len == 0 || len > AMU_UPDATE_NAME_MAX)
-		return FALSE;
-	for (size_t i = 0; i < len; i++) {
-		if (text[i] < 0x20 || text[i] > 0x7e)
-			return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
-setting_valid(const char *text)
-{
-	size_t len = strlen(text);
-
-	return len > 0 && len <= AMU_UPDATE_SETTING_NAME_MAX &&
-	       strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789_") == len;
-}
-
 static int
 keygen(const char *path)
 {
@@ -191,7 +168,7 @@ amu_sim_make_update_main(int argc, char **argv)
 
 	if (out == NULL || version == NULL || sequence_text == NULL)
 		return usage_error("--out FILE, --version V and --sequence N are required");
-	if (!name_valid(version))
+	if (!amu_update_name_valid(version, AMU_UPDATE_NAME_MAX))
 		return usage_error("--version '%s' must be 1..64 printable ASCII characters", version);
 	if (!parse_uint64(sequence_text, 1, G_MAXUINT64, &sequence))
 		return usage_error("--sequence '%s' is not a number above 0", sequence_text);
@@ -202,7 +179,7 @@ amu_sim_make_update_main(int argc, char **argv)
 		return usage_error("unknown --class '%s': use band, watch or toy", device_class);
 	if (vendor == NULL)
 		vendor = g_strdup(AMU_SIM_VENDOR_ID);
-	if (!name_valid(vendor))
+	if (!amu_update_name_valid(vendor, AMU_UPDATE_NAME_MAX))
 		return usage_error("--vendor '%s' must be 1..64 printable ASCII characters", vendor);
 	if (size_text != NULL && !parse_uint64(size_text, 1, AMU_UPDATE_PAYLOAD_MAX, &size))
 		return usage_error("--size '%s' is not a number of bytes in 1..%" G_GUINT64_FORMAT, size_text,
@@ -217,7 +194,7 @@ amu_sim_make_update_main(int argc, char **argv)
 		return usage_error("--changed-setting is given %u times; at most %d settings can be named",
 				   n_settings, AMU_UPDATE_CHANGED_SETTINGS_MAX);
 	for (guint i = 0; i < n_settings; i++) {
-		if (!setting_valid(changed_settings[i]))
+		if (!amu_update_setting_name_valid(changed_settings[i]))
 			return usage_error("--changed-setting '%s' must be 1..64 of a-z, 0-9 and _",
 					   changed_settings[i]);
 	}
