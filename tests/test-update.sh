@@ -129,16 +129,23 @@ expect_grep "could not run firmware 1.2.0 and went back to 1.1.0" "$work/err" "t
 set -- $(firmware_of)
 [ "$1" = 1.1.0 ] && [ "$2" = False ] && ok "the device is back on 1.1.0, not on trial" || bad "after a bad boot: $*"
 
+# killed_at_reboot WHEN: on a fresh slow simulator, 'amulet update' of
+# next.amupkg killed (SIGKILL) as the device reboots into it; waits until the
+# device runs it on trial
+killed_at_reboot() {
+	stop_sim band
+	start_sim band --link-rate 800000
+	"$b/amulet" --data-dir "$work/h" update band "$work/next.amupkg" --yes >"$work/out" 2>"$work/err" &
+	hpid=$!
+	for _ in $(seq 300); do grep -q "rebooting" "$work/band.log" && break; sleep 0.05; done
+	kill -9 $hpid 2>/dev/null
+	wait $hpid 2>/dev/null
+	grep -q "rebooting" "$work/band.log" && ok "$1: the host was killed as the device rebooted" || bad "$1: the device never rebooted"
+	for _ in $(seq 100); do grep -q "on trial" "$work/band.log" && break; sleep 0.05; done
+}
+
 # ---- installed but never confirmed: the next reset goes back
-stop_sim band
-start_sim band --link-rate 800000
-"$b/amulet" --data-dir "$work/h" update band "$work/next.amupkg" --yes >"$work/out" 2>"$work/err" &
-hpid=$!
-for _ in $(seq 300); do grep -q "rebooting" "$work/band.log" && break; sleep 0.05; done
-kill -9 $hpid 2>/dev/null
-wait $hpid 2>/dev/null
-grep -q "rebooting" "$work/band.log" && ok "the host was killed as the device rebooted" || bad "the device never rebooted"
-for _ in $(seq 100); do grep -q "on trial" "$work/band.log" && break; sleep 0.05; done
+killed_at_reboot "unconfirmed"
 set -- $(firmware_of)
 [ "$1" = 1.2.0 ] && [ "$2" = True ] && ok "the device runs 1.2.0 on trial, unconfirmed" || bad "after the kill: $*"
 stop_sim band
@@ -148,14 +155,7 @@ set -- $(firmware_of)
 expect_grep "never confirmed" "$work/band.log" "the device logged why it went back"
 
 # ---- the same, but the next run confirms what the device runs on trial
-stop_sim band
-start_sim band --link-rate 800000
-"$b/amulet" --data-dir "$work/h" update band "$work/next.amupkg" --yes >"$work/out" 2>"$work/err" &
-hpid=$!
-for _ in $(seq 300); do grep -q "rebooting" "$work/band.log" && break; sleep 0.05; done
-kill -9 $hpid 2>/dev/null
-wait $hpid 2>/dev/null
-for _ in $(seq 100); do grep -q "on trial" "$work/band.log" && break; sleep 0.05; done
+killed_at_reboot "confirmed later"
 offers=$(grep -c "update offer" "$work/band.log")
 run --json update band "$work/next.amupkg" --yes
 expect_rc 0 $rc "the next run confirms the image on trial"
