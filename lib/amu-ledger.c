@@ -452,11 +452,7 @@ ledger_append_locked(AmuLedger *ledger, Amulet__V1__LedgerEntry *entry, int64_t 
 static void
 ledger_keep_appended(AmuLedger *ledger, Amulet__V1__LedgerEntry *appended, const uint8_t head[8 + AMU_LEDGER_HASHBYTES])
 {
-	uint64_t seq = 0;
-
-	for (int i = 0; i < 8; i++)
-		seq |= (uint64_t)head[i] << (8 * i);
-	if (ledger->chain.entries == NULL || appended == NULL || seq != ledger->chain.entries->len) {
+	if (ledger->chain.entries == NULL || appended == NULL || appended->seq != ledger->chain.entries->len) {
 		ledger_forget_chain(ledger);
 		if (appended != NULL)
 			entry_free(appended);
