@@ -551,7 +551,9 @@ write_manifest(AmuDataExport *self, const char *dir, AmuConsent *consent, AmuDev
 	crypto_hash_sha256(digest, (const uint8_t *)text, len);
 	g_free(self->manifest_sha256);
 	self->manifest_sha256 = hex_of(digest, sizeof(digest));
-	/* the signature last: a directory without it is no export */
+	/* synced with the data files by @sync; what a crash leaves before
+	 * that, verify refuses: the signature covers the manifest, and the
+	 * manifest each file's digest */
 	return amu_export_write_small_file(dir, AMU_EXPORT_MANIFEST, text, len, sync, error) &&
 	       amu_export_write_small_file(dir, AMU_EXPORT_SIGNATURE, signature_b64, strlen(signature_b64), sync,
 					   error);

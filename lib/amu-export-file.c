@@ -85,6 +85,19 @@ amu_export_set_errno_error(GError **error, int errsv, const char *verb, const ch
 	  error, AMU_ERROR, code, "cannot %s %s: %s: %s", verb, path, g_strerror(errsv), fix);
 }
 
+/* Every file of an export: 0600, as this is health data; O_EXCL |
+ * O_NOFOLLOW: never replace a file, nor write through a link someone left
+ * in the directory. Returns the descriptor, or -1 with @error set. */
+static int
+export_create(const char *path, GError **error)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		amu_export_set_errno_error(error, errno, "create", path);
+	return fd;
+}
+
 static gboolean
 write_all(int fd, const char *data, gsize len, int *errsv)
 {
@@ -291,13 +304,9 @@ amu_export_stream_open(AmuExportStream *stream, const char *dir, AmuExportFile *
 	AmuExportStreamWorker *worker;
 	int fd;
 
-	/* 0600: this is health data. O_EXCL | O_NOFOLLOW: never replace a
-	 * file, nor write through a link someone left in the directory. */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		amu_export_set_errno_error(error, errno, "create", path);
+	fd = export_create(path, error);
+	if (fd < 0)
 		return FALSE;
-	}
 	worker = g_new0(AmuExportStreamWorker, 1);
 	worker->fd = fd;
 	sha256_init(&worker->sha256);
@@ -408,11 +417,9 @@ amu_export_write_small_file(const char *dir, const char *name, const void *data,
 	g_autofree char *path = g_build_filename(dir, name, NULL);
 	int fd, errsv = 0;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		amu_export_set_errno_error(error, errno, "create", path);
+	fd = export_create(path, error);
+	if (fd < 0)
 		return FALSE;
-	}
 	if (!write_all(fd, data, len, &errsv)) {
 		amu_export_set_errno_error(error, errsv, "write", path);
 		close(fd);

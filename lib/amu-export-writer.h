@@ -59,8 +59,10 @@ AmuExportWriter *amu_export_writer_new(AmuExportFormat format,
 				       const AmuExportInfo *info,
 				       GError **error);
 gboolean amu_export_writer_add(AmuExportWriter *writer, const AmuSample *sample, GError **error);
-/* Ends, flushes, fsyncs and closes the files; the caller syncs @dir once
- * it has added what else goes there (amu_export_sync_dir()). @files:
+/* Ends, flushes and closes the files, each fsynced, or with a sync set
+ * (amu_export_writer_set_sync()) handed to it; the caller makes @dir's
+ * names durable once it has added what else goes there (the set's
+ * amu_export_sync_finish(), or amu_export_sync_dir()). @files:
  * (transfer full) (element-type AmuExportFile) (nullable) the files written,
  * sorted by name with strcmp(), each with its digest and size; the array
  * frees its elements. */
