@@ -141,6 +141,24 @@ worker_start_writeback(AmuExportStreamWorker *worker)
 #endif
 }
 
+/* Closes @fd, fsynced first with @sync_first; the first failure goes to
+ * @error (nullable). Some file systems (NFS) report a failed write only at
+ * close. */
+static gboolean
+file_close(int fd, const char *path, gboolean sync_first, GError **error)
+{
+	if (sync_first && fsync(fd) != 0) {
+		amu_export_set_errno_error(error, errno, "sync", path);
+		close(fd);
+		return FALSE;
+	}
+	if (close(fd) != 0) {
+		amu_export_set_errno_error(error, errno, "close", path);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* Asks the disk for the whole file now; the fsync that follows waits for
  * less. Only a hint: a file system without it is synced all the same. */
 static void
@@ -181,15 +199,8 @@ amu_export_sync_finish(AmuExportSync *sync, const char *dir, GError **error)
 	for (guint i = 0; i < sync->files->len; i++) {
 		SyncFile *file = &g_array_index(sync->files, SyncFile, i);
 
-		if (ok && fsync(file->fd) != 0) {
-			amu_export_set_errno_error(error, errno, "sync", file->path);
+		if (!file_close(file->fd, file->path, ok, ok ? error : NULL))
 			ok = FALSE;
-		}
-		/* some file systems (NFS) report a failed write only at close */
-		if (close(file->fd) != 0 && ok) {
-			amu_export_set_errno_error(error, errno, "close", file->path);
-			ok = FALSE;
-		}
 		g_free(file->path);
 	}
 	g_array_set_size(sync->files, 0);
@@ -381,16 +392,8 @@ amu_export_stream_close(AmuExportStream *stream, GError **error)
 	ok = error == NULL || amu_export_stream_check(stream, error);
 	if (ok && error != NULL && stream->sync != NULL) {
 		sync_add(stream->sync, stream->fd, g_steal_pointer(&stream->path));
-	} else {
-		if (ok && error != NULL && fsync(stream->fd) != 0) {
-			amu_export_set_errno_error(error, errno, "sync", stream->path);
-			ok = FALSE;
-		}
-		/* some file systems (NFS) report a failed write only at close */
-		if (close(stream->fd) != 0 && ok && error != NULL) {
-			amu_export_set_errno_error(error, errno, "close", stream->path);
-			ok = FALSE;
-		}
+	} else if (!file_close(stream->fd, stream->path, ok && error != NULL, ok ? error : NULL) && error != NULL) {
+		ok = FALSE;
 	}
 	if (ok && error != NULL) {
 		guint8 digest[SHA256_DIGEST_SIZE];
