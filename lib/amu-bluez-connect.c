@@ -182,18 +182,13 @@ connect_interfaces_added_cb(GDBusConnection *bus, const char *sender, const char
 {
 	GTask *task = user_data;
 	ConnectData *data = g_task_get_task_data(task);
-	g_autoptr(GVariant) interfaces = NULL;
 	g_autoptr(GVariant) properties = NULL;
 	const char *path;
 	const char *address = NULL;
 
-	if (data->op.done || !data->waiting_device ||
-	    !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oa{sa{sv}})")))
+	if (data->op.done || !data->waiting_device)
 		return;
-	g_variant_get(parameters, "(&o@a{sa{sv}})", &path, &interfaces);
-	if (!amu_bluez_path_is_below(path, data->op.adapter_path))
-		return;
-	properties = g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
+	properties = amu_bluez_added_device(parameters, data->op.adapter_path, &path);
 	if (properties == NULL || !g_variant_lookup(properties, "Address", "&s", &address) ||
 	    g_ascii_strcasecmp(address, data->address) != 0)
 		return;

@@ -31,6 +31,10 @@ G_BEGIN_DECLS
 /* "/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF" -> "hci0" */
 char *amu_bluez_adapter_name_from_path(const char *path);
 gboolean amu_bluez_path_is_below(const char *path, const char *parent);
+/* The Device1 properties (transfer full) of an InterfacesAdded signal's
+ * @parameters that add a device below @adapter_path, its object path in
+ * @path (pointing into @parameters); NULL for anything else. */
+GVariant *amu_bluez_added_device(GVariant *parameters, const char *adapter_path, const char **path);
 
 /* An AMU_ERROR for a failed call to bluetoothd (@code unless a more
  * telling one applies); TRUE from _is() if BlueZ answered with @name. */

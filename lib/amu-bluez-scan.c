@@ -96,6 +96,19 @@ amu_bluez_path_is_below(const char *path, const char *parent)
 	return strncmp(path, parent, len) == 0 && path[len] == '/';
 }
 
+GVariant *
+amu_bluez_added_device(GVariant *parameters, const char *adapter_path, const char **path)
+{
+	g_autoptr(GVariant) interfaces = NULL;
+
+	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(oa{sa{sv}})")))
+		return NULL;
+	g_variant_get(parameters, "(&o@a{sa{sv}})", path, &interfaces);
+	if (!amu_bluez_path_is_below(*path, adapter_path))
+		return NULL;
+	return g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
+}
+
 /* Turns an error of a call to bluetoothd into an AMU_ERROR: cancellation, a
  * missing bluetoothd and time-outs get codes of their own, anything else
  * @code, with @what in front and BlueZ's error name kept in the message. */
@@ -476,17 +489,13 @@ scan_interfaces_added_cb(GDBusConnection *bus, const char *sender, const char *o
 			 gpointer user_data)
 {
 	ScanData *data = user_data;
-	g_autoptr(GVariant) interfaces = NULL;
 	g_autoptr(GVariant) properties = NULL;
 	const char *path;
 	DeviceEntry *entry;
 
 	if (!scan_listening(data, parameters, "(oa{sa{sv}})"))
 		return;
-	g_variant_get(parameters, "(&o@a{sa{sv}})", &path, &interfaces);
-	if (!amu_bluez_path_is_below(path, data->op.adapter_path))
-		return;
-	properties = g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
+	properties = amu_bluez_added_device(parameters, data->op.adapter_path, &path);
 	if (properties == NULL)
 		return;
 	entry = device_entry_new(path, properties);
