@@ -207,13 +207,9 @@ connect_device_changed_cb(GDBusConnection *bus, const char *sender, const char *
 	GTask *task = user_data;
 	ConnectData *data = g_task_get_task_data(task);
 	g_autoptr(GVariant) changed = NULL;
-	const char *changed_interface;
 	gboolean value;
 
-	if (data->op.done || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
-		return;
-	g_variant_get(parameters, "(&s@a{sv}as)", &changed_interface, &changed, NULL);
-	if (strcmp(changed_interface, IFACE_DEVICE) != 0)
+	if (data->op.done || (changed = amu_bluez_changed_properties(parameters, IFACE_DEVICE)) == NULL)
 		return;
 	if (g_variant_lookup(changed, "Connected", "b", &value))
 		data->connected = value;

@@ -35,6 +35,9 @@ gboolean amu_bluez_path_is_below(const char *path, const char *parent);
  * @parameters that add a device below @adapter_path, its object path in
  * @path (pointing into @parameters); NULL for anything else. */
 GVariant *amu_bluez_added_device(GVariant *parameters, const char *adapter_path, const char **path);
+/* The changed properties (a{sv}, transfer full) of a PropertiesChanged
+ * signal's @parameters for @interface; NULL for another interface. */
+GVariant *amu_bluez_changed_properties(GVariant *parameters, const char *interface);
 
 /* An AMU_ERROR for a failed call to bluetoothd (@code unless a more
  * telling one applies); TRUE from _is() if BlueZ answered with @name. */

@@ -109,6 +109,18 @@ amu_bluez_added_device(GVariant *parameters, const char *adapter_path, const cha
 	return g_variant_lookup_value(interfaces, IFACE_DEVICE, G_VARIANT_TYPE_VARDICT);
 }
 
+GVariant *
+amu_bluez_changed_properties(GVariant *parameters, const char *interface)
+{
+	g_autoptr(GVariant) changed = NULL;
+	const char *changed_interface;
+
+	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
+		return NULL;
+	g_variant_get(parameters, "(&s@a{sv}as)", &changed_interface, &changed, NULL);
+	return strcmp(changed_interface, interface) == 0 ? g_steal_pointer(&changed) : NULL;
+}
+
 /* Turns an error of a call to bluetoothd into an AMU_ERROR: cancellation, a
  * missing bluetoothd and time-outs get codes of their own, anything else
  * @code, with @what in front and BlueZ's error name kept in the message. */

@@ -314,14 +314,11 @@ link_device_changed_cb(GDBusConnection *bus, const char *sender, const char *obj
 {
 	AmuLinkBluez *self = user_data;
 	g_autoptr(GVariant) changed = NULL;
-	const char *changed_interface;
 	gboolean connected = TRUE;
 
-	if (self->parent.closed || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
+	if (self->parent.closed || (changed = amu_bluez_changed_properties(parameters, IFACE_DEVICE)) == NULL)
 		return;
-	g_variant_get(parameters, "(&s@a{sv}as)", &changed_interface, &changed, NULL);
-	if (strcmp(changed_interface, IFACE_DEVICE) == 0 &&
-	    g_variant_lookup(changed, "Connected", "b", &connected) && !connected) {
+	if (g_variant_lookup(changed, "Connected", "b", &connected) && !connected) {
 		amu_link_ref(&self->parent);
 		link_lost(self, "the device disconnected");
 		amu_link_unref(&self->parent);
@@ -336,14 +333,11 @@ link_value_changed_cb(GDBusConnection *bus, const char *sender, const char *obje
 	AmuLinkBluez *self = user_data;
 	g_autoptr(GVariant) changed = NULL;
 	g_autoptr(GVariant) value = NULL;
-	const char *changed_interface;
 	const uint8_t *data;
 	gsize len = 0;
 
-	if (self->parent.closed || !g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)")))
-		return;
-	g_variant_get(parameters, "(&s@a{sv}as)", &changed_interface, &changed, NULL);
-	if (strcmp(changed_interface, IFACE_CHARACTERISTIC) != 0)
+	if (self->parent.closed ||
+	    (changed = amu_bluez_changed_properties(parameters, IFACE_CHARACTERISTIC)) == NULL)
 		return;
 	value = g_variant_lookup_value(changed, "Value", G_VARIANT_TYPE_BYTESTRING);
 	if (value == NULL)
