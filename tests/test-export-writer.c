@@ -994,8 +994,6 @@ test_existing_file(void)
 
 /* ---------------------------------------------------------------- digests */
 
-#define WRITER_BUFFER_SIZE AMU_EXPORT_STREAM_BUFFER_SIZE
-
 /* Each file finish() reports against libsodium's SHA-256 of the file as it
  * is on disk, and against the directory: every file there is reported. */
 static gboolean
@@ -1096,8 +1094,8 @@ test_digests_larger_than_buffer(void)
 
 		CU_ASSERT_EQUAL(files->len, 1);
 		/* past the bytes written before the thread starts, by every buffer */
-		CU_ASSERT_TRUE(largest_file(files) > AMU_EXPORT_STREAM_THREAD_AFTER + 4 * WRITER_BUFFER_SIZE);
-		CU_ASSERT_TRUE(largest_file(files) % WRITER_BUFFER_SIZE != 0);
+		CU_ASSERT_TRUE(largest_file(files) > AMU_EXPORT_STREAM_THREAD_AFTER + 4 * AMU_EXPORT_STREAM_BUFFER_SIZE);
+		CU_ASSERT_TRUE(largest_file(files) % AMU_EXPORT_STREAM_BUFFER_SIZE != 0);
 		CU_ASSERT_TRUE(digests_match_disk(scratch->out, files));
 	}
 }
@@ -1114,7 +1112,7 @@ test_digests_empty(void)
 
 		CU_ASSERT_EQUAL(files->len, format == AMU_EXPORT_FORMAT_CSV ? 0 : 1);
 		if (files->len > 0)
-			CU_ASSERT_TRUE(largest_file(files) < WRITER_BUFFER_SIZE);
+			CU_ASSERT_TRUE(largest_file(files) < AMU_EXPORT_STREAM_BUFFER_SIZE);
 		CU_ASSERT_TRUE(digests_match_disk(scratch->out, files));
 	}
 }
@@ -1125,7 +1123,7 @@ test_digests_empty(void)
 static void
 test_digests_record_larger_than_buffer(void)
 {
-	g_autofree char *name = g_strnfill(WRITER_BUFFER_SIZE + 1000, 'n');
+	g_autofree char *name = g_strnfill(AMU_EXPORT_STREAM_BUFFER_SIZE + 1000, 'n');
 	const AmuSample samples[] = {
 		{ T0, AMU_CATEGORY_HEART_RATE, { 61 } },
 		{ T0 + 1000, AMU_CATEGORY_HEART_RATE, { 62 } },
@@ -1147,9 +1145,9 @@ test_digests_record_larger_than_buffer(void)
 		CU_ASSERT_TRUE(amu_export_writer_finish(writer, &files, &error));
 		CU_ASSERT_PTR_NOT_NULL_FATAL(files);
 		if (format == AMU_EXPORT_FORMAT_FHIR)
-			CU_ASSERT_TRUE(largest_file(files) > 4 * WRITER_BUFFER_SIZE);
+			CU_ASSERT_TRUE(largest_file(files) > 4 * AMU_EXPORT_STREAM_BUFFER_SIZE);
 		if (format == AMU_EXPORT_FORMAT_GPX || format == AMU_EXPORT_FORMAT_JSON)
-			CU_ASSERT_TRUE(largest_file(files) > WRITER_BUFFER_SIZE);
+			CU_ASSERT_TRUE(largest_file(files) > AMU_EXPORT_STREAM_BUFFER_SIZE);
 		CU_ASSERT_TRUE(digests_match_disk(scratch->out, files));
 	}
 }
